@@ -1,0 +1,63 @@
+"""The ``appliance`` command: a thin front end over the layers.
+
+Each command group lives in its own module and registers itself through
+:data:`COMMAND_MODULES`; ``main`` turns every :class:`ApplianceError` into a
+clear message and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+from appliance.errors import ApplianceError
+
+# Modules that add sub-commands; each has ``register(subparsers)``. Order is
+# the order of ``appliance --help``.
+COMMAND_MODULES = (
+    "appliance.cli.records",
+    "appliance.cli.dsp",
+    "appliance.cli.bench",
+)
+
+DEFAULT_DATA_DIR = Path("/var/lib/appliance")
+DEFAULT_CONFIG = Path("/etc/appliance/appliance.toml")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="appliance",
+        description="通話録音装置 / call-recorder appliance",
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+        help="catalog, recordings and keys (default: %(default)s)")
+    parser.add_argument(
+        "--config", type=Path, default=None,
+        help=f"configuration file (default: {DEFAULT_CONFIG} when it exists)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return int(args.func(args) or 0)
+    except ApplianceError as exc:
+        print(f"appliance: エラー / error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
