@@ -1,0 +1,101 @@
+"""The management ledger (通話記録管理簿, R14): append-only, hash-chained.
+
+Each entry's hash covers its own fields and the previous entry's hash, so an
+edit, deletion, insertion or reordering breaks the chain at the first entry
+touched. ``verify`` names that entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from appliance.store.catalog import Catalog, to_utc_text
+
+GENESIS = "0" * 64
+
+
+class EntryKind(StrEnum):
+    RECORD = "record"          # 録音
+    LISTEN = "listen"          # 閲覧
+    EXTRACT = "extract"        # 複製
+    PROVIDE = "provide"        # 提供
+    HOLD = "hold"              # 保管延長
+    RELEASE = "release"        # 延長解除
+    ERASE = "erase"            # 廃棄
+    USER = "user"              # 利用者管理
+    MAINTENANCE = "maintenance"  # 保守
+    REFUSED = "refused"        # 拒否
+    INIT = "init"              # 初期設定
+
+
+KIND_LABELS_JA = {
+    EntryKind.RECORD: "録音", EntryKind.LISTEN: "閲覧", EntryKind.EXTRACT: "複製",
+    EntryKind.PROVIDE: "提供", EntryKind.HOLD: "保管延長", EntryKind.RELEASE: "延長解除",
+    EntryKind.ERASE: "廃棄", EntryKind.USER: "利用者管理", EntryKind.MAINTENANCE: "保守",
+    EntryKind.REFUSED: "拒否", EntryKind.INIT: "初期設定",
+}
+
+_FIELDS = ("seq", "at", "kind", "call_ids", "ground", "reference", "actor", "approver",
+           "recipient", "detail")
+
+
+def _entry_hash(prev_hash: str, row: dict) -> str:
+    body = json.dumps({k: row[k] for k in _FIELDS}, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    ok: bool
+    entries: int
+    first_bad_seq: int | None
+    reason: str | None
+
+
+class Ledger:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+
+    def append(self, kind: EntryKind, at: datetime, *, call_ids: list[str] | tuple = (),
+               ground: str | None = None, reference: str | None = None,
+               actor: str | None = None, approver: str | None = None,
+               recipient: str | None = None, detail: dict | None = None) -> dict:
+        with self.catalog.transaction():
+            last = self.catalog.conn.execute(
+                "SELECT seq, hash FROM ledger ORDER BY seq DESC LIMIT 1").fetchone()
+            seq, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
+            row = {
+                "seq": seq, "at": to_utc_text(at), "kind": str(kind),
+                "call_ids": json.dumps(list(call_ids)), "ground": ground,
+                "reference": reference, "actor": actor, "approver": approver,
+                "recipient": recipient,
+                "detail": json.dumps(detail or {}, ensure_ascii=False, sort_keys=True),
+            }
+            row["prev_hash"] = prev
+            row["hash"] = _entry_hash(prev, row)
+            self.catalog.db["ledger"].insert(row)
+        return row
+
+    def entries(self) -> list[dict]:
+        return list(self.catalog.db["ledger"].rows_where(order_by="seq"))
+
+    def verify(self) -> VerifyResult:
+        prev, expected_seq, n = GENESIS, 1, 0
+        for row in self.catalog.conn.execute(
+                f"SELECT {', '.join(_FIELDS)}, prev_hash, hash FROM ledger ORDER BY rowid"):
+            entry = dict(zip((*_FIELDS, "prev_hash", "hash"), row))
+            n += 1
+            if entry["seq"] != expected_seq:
+                return VerifyResult(False, n, entry["seq"],
+                                    f"sequence gap or reordering (expected {expected_seq})")
+            if entry["prev_hash"] != prev:
+                return VerifyResult(False, n, entry["seq"], "does not follow the previous entry")
+            if _entry_hash(prev, entry) != entry["hash"]:
+                return VerifyResult(False, n, entry["seq"], "entry altered")
+            prev, expected_seq = entry["hash"], expected_seq + 1
+        return VerifyResult(True, n, None, None)

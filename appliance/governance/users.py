@@ -1,0 +1,94 @@
+"""Staff and technicians, their roles, and signing in (R10, R11).
+
+Roles: 管理責任者 manager, 代理 deputy (acts only while marked acting),
+管理取扱者 handler, 保守 technician (diagnostics only: never a number, never
+audio). Passwords are hashed with argon2id; the archive private key is
+wrapped separately per staff member in the key store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from appliance.errors import AuthError, ConfigError, Forbidden
+from appliance.store.catalog import Catalog, to_utc_text
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    DEPUTY = "deputy"
+    HANDLER = "handler"
+    TECHNICIAN = "technician"
+
+
+ROLE_LABELS_JA = {
+    Role.MANAGER: "管理責任者", Role.DEPUTY: "代理", Role.HANDLER: "管理取扱者",
+    Role.TECHNICIAN: "保守",
+}
+
+STAFF_ROLES = (Role.MANAGER, Role.DEPUTY, Role.HANDLER)
+_hasher = PasswordHasher()  # argon2id with the library's current defaults
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    acting: bool
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({ROLE_LABELS_JA[self.role]})"
+
+
+def read_password_file(path: Path) -> bytes:
+    """A password from a file (never from the command line, where ps would show it)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: パスワードファイルがありません / no such password file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read password file ({exc.strerror})") from None
+    password = data.rstrip(b"\r\n")
+    if not password:
+        raise ConfigError(f"{path}: パスワードが空です / the password file is empty")
+    return password
+
+
+def add_user(catalog: Catalog, name: str, role: Role, password: bytes, now: datetime) -> User:
+    if not name or len(name) > 64 or any(c.isspace() for c in name):
+        raise ConfigError("利用者名が不正です / user names are 1–64 characters without spaces")
+    if len(password) < 8:
+        raise ConfigError("パスワードは8文字以上 / passwords need at least 8 characters")
+    catalog.db["users"].insert({
+        "name": name, "role": str(role), "password_hash": _hasher.hash(password),
+        "acting": 0, "created_at": to_utc_text(now),
+    })
+    return User(name, role, False)
+
+
+def authenticate(catalog: Catalog, name: str | None, password: bytes) -> User:
+    rows = list(catalog.db["users"].rows_where("name = ?", [name or ""]))
+    if not rows:
+        # same message as a wrong password: do not reveal who exists
+        raise AuthError("利用者名またはパスワードが違います / wrong user name or password")
+    row = rows[0]
+    try:
+        _hasher.verify(row["password_hash"], password)
+    except (VerificationError, InvalidHashError):
+        raise AuthError("利用者名またはパスワードが違います / wrong user name or password") from None
+    return User(row["name"], Role(row["role"]), bool(row["acting"]))
+
+
+def require_staff(user: User) -> None:
+    """Only the manager, an acting deputy and handlers may see or hear records (R11)."""
+    if user.role == Role.TECHNICIAN:
+        raise Forbidden("保守担当者は通話記録を扱えません / technicians never see numbers or audio")
+    if user.role == Role.DEPUTY and not user.acting:
+        raise Forbidden("代理は職務代理中のみ操作できます / the deputy acts only while marked acting")

@@ -1,0 +1,209 @@
+"""The key store: the archive key pair and one sealed data key per recording.
+
+Layout under ``DATA_DIR/keys/``::
+
+    archive.pub          the archive public key (X25519), in clear: the recorder
+                         needs nothing else to write
+    wraps.json           the archive private key, wrapped once per authorised
+                         staff member (argon2id of their password) and once by
+                         the recovery key printed at initialisation
+    data/<key_id>.key    a recording's data key in a sealed box to archive.pub
+
+Keeping data keys out of the recordings is what makes erasure certain (R8):
+destroying ``data/<key_id>.key`` leaves the file's bytes undecryptable,
+wherever flash wear-levelling left copies of them. Nothing here is ever
+written in clear except the public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+from pathlib import Path
+
+import nacl.pwhash.argon2id as argon2id
+from nacl.encoding import RawEncoder
+from nacl.exceptions import CryptoError
+from nacl.hash import blake2b
+from nacl.public import PrivateKey, PublicKey, SealedBox
+from nacl.secret import SecretBox
+
+from appliance.errors import AuthError, KeyStoreError
+
+RECOVERY_PERSON = b"acr-recovery-v1"[:16]
+
+
+def atomic_write(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Write a small file so that a crash leaves the old or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def format_recovery_key(raw: bytes) -> str:
+    text = base64.b32encode(raw).decode().rstrip("=")
+    return "-".join(text[i:i + 4] for i in range(0, len(text), 4))
+
+
+def parse_recovery_key(text: str) -> bytes:
+    compact = "".join(ch for ch in text.upper() if ch.isalnum())
+    try:
+        raw = base64.b32decode(compact + "=" * (-len(compact) % 8))
+    except (ValueError, base64.binascii.Error):
+        raise AuthError("回復キーの形式が正しくありません / malformed recovery key") from None
+    if len(raw) != 32:
+        raise AuthError("回復キーの長さが正しくありません / recovery key has the wrong length")
+    return raw
+
+
+def _password_key(password: bytes, salt: bytes, ops: int, mem: int) -> bytes:
+    return argon2id.kdf(SecretBox.KEY_SIZE, password, salt, opslimit=ops, memlimit=mem)
+
+
+class KeyStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.data_dir = root / "data"
+
+    # --- archive key pair -----------------------------------------------------
+    @property
+    def initialised(self) -> bool:
+        return (self.root / "archive.pub").exists()
+
+    def create_archive(self) -> PrivateKey:
+        """A new archive key pair; returns the private key for wrapping (held in memory only)."""
+        if self.initialised:
+            raise KeyStoreError("the archive key pair already exists")
+        private = PrivateKey.generate()
+        atomic_write(self.root / "archive.pub", bytes(private.public_key), 0o644)
+        atomic_write(self.root / "wraps.json", b'{"users": {}, "recovery": null}')
+        return private
+
+    def public_key(self) -> PublicKey:
+        try:
+            return PublicKey((self.root / "archive.pub").read_bytes())
+        except FileNotFoundError:
+            raise KeyStoreError("no archive public key: run 'appliance init' first") from None
+        except (ValueError, TypeError):
+            raise KeyStoreError("the archive public key is damaged") from None
+
+    # --- wrapped private key --------------------------------------------------
+    def _wraps(self) -> dict:
+        try:
+            return json.loads((self.root / "wraps.json").read_text())
+        except FileNotFoundError:
+            raise KeyStoreError("no wrapped archive keys: run 'appliance init' first") from None
+        except ValueError:
+            raise KeyStoreError("keys/wraps.json is damaged") from None
+
+    def _save_wraps(self, wraps: dict) -> None:
+        atomic_write(self.root / "wraps.json", json.dumps(wraps, sort_keys=True).encode())
+
+    def wrap_for_user(self, name: str, password: bytes, private: PrivateKey,
+                      ops: int = argon2id.OPSLIMIT_INTERACTIVE,
+                      mem: int = argon2id.MEMLIMIT_INTERACTIVE) -> None:
+        salt = secrets.token_bytes(argon2id.SALTBYTES)
+        box = SecretBox(_password_key(password, salt, ops, mem))
+        wraps = self._wraps()
+        wraps["users"][name] = {
+            "kdf": "argon2id", "salt": salt.hex(), "ops": ops, "mem": mem,
+            "box": box.encrypt(bytes(private)).hex(),
+        }
+        self._save_wraps(wraps)
+
+    def remove_user_wrap(self, name: str) -> None:
+        wraps = self._wraps()
+        if wraps["users"].pop(name, None) is not None:
+            self._save_wraps(wraps)
+
+    def has_user_wrap(self, name: str) -> bool:
+        return name in self._wraps()["users"]
+
+    def unwrap_with_password(self, name: str, password: bytes) -> PrivateKey:
+        entry = self._wraps()["users"].get(name)
+        if entry is None:
+            raise AuthError(f"{name}: 鍵を持つ職員ではありません / holds no archive key")
+        key = _password_key(password, bytes.fromhex(entry["salt"]), entry["ops"], entry["mem"])
+        try:
+            return PrivateKey(SecretBox(key).decrypt(bytes.fromhex(entry["box"])))
+        except CryptoError:
+            raise AuthError("パスワードが違います / wrong password") from None
+
+    def wrap_for_recovery(self, private: PrivateKey) -> str:
+        """Wrap with a fresh recovery key and return it formatted, to print once."""
+        raw = secrets.token_bytes(32)
+        box = SecretBox(blake2b(raw, digest_size=32, person=RECOVERY_PERSON,
+                                encoder=RawEncoder))
+        wraps = self._wraps()
+        wraps["recovery"] = {"kdf": "blake2b", "box": box.encrypt(bytes(private)).hex()}
+        self._save_wraps(wraps)
+        return format_recovery_key(raw)
+
+    def unwrap_with_recovery(self, text: str) -> PrivateKey:
+        entry = self._wraps().get("recovery")
+        if not entry:
+            raise AuthError("回復キーが設定されていません / no recovery key is set")
+        box = SecretBox(blake2b(parse_recovery_key(text), digest_size=32,
+                                person=RECOVERY_PERSON, encoder=RawEncoder))
+        try:
+            return PrivateKey(box.decrypt(bytes.fromhex(entry["box"])))
+        except CryptoError:
+            raise AuthError("回復キーが違います / wrong recovery key") from None
+
+    # --- data keys --------------------------------------------------------------
+    def new_data_key(self) -> tuple[str, bytes]:
+        """A fresh data key, stored sealed; returns (key_id, key) for the recorder."""
+        key_id = secrets.token_hex(12)
+        key = secrets.token_bytes(32)
+        sealed = SealedBox(self.public_key()).encrypt(key)
+        atomic_write(self.data_dir / f"{key_id}.key", sealed)
+        return key_id, key
+
+    def data_key(self, key_id: str, private: PrivateKey) -> bytes:
+        path = self._data_key_path(key_id)
+        try:
+            sealed = path.read_bytes()
+        except FileNotFoundError:
+            raise KeyStoreError(f"data key {key_id} is gone (erased or lost)") from None
+        try:
+            return SealedBox(private).decrypt(sealed)
+        except CryptoError:
+            raise KeyStoreError(f"data key {key_id} cannot be unsealed") from None
+
+    def has_data_key(self, key_id: str) -> bool:
+        return self._data_key_path(key_id).exists()
+
+    def destroy_data_key(self, key_id: str) -> bool:
+        """Overwrite then unlink a data key; True if it existed."""
+        path = self._data_key_path(key_id)
+        try:
+            fd = os.open(path, os.O_WRONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            size = os.fstat(fd).st_size
+            os.write(fd, secrets.token_bytes(size))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.unlink(path)
+        return True
+
+    def _data_key_path(self, key_id: str) -> Path:
+        if not key_id or not all(c in "0123456789abcdef" for c in key_id):
+            raise KeyStoreError(f"invalid key id {key_id!r}")
+        return self.data_dir / f"{key_id}.key"
+

@@ -1,0 +1,122 @@
+"""Registered schema migrations for the catalog.
+
+Each migration runs in one transaction together with the row that records
+it in ``schema_migrations``, so a crash mid-migration leaves the catalog at
+the previous version, never in between. Append new migrations; never edit
+one that has shipped.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.errors import CatalogError
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[sqlite3.Connection], None]
+
+
+def _v1_initial(conn: sqlite3.Connection) -> None:
+    # statement by statement: executescript() would commit the open transaction
+    _run_script(conn, """
+        CREATE TABLE calls (
+            id TEXT PRIMARY KEY,
+            site TEXT NOT NULL,
+            trunk TEXT NOT NULL,
+            channel INTEGER NOT NULL,
+            direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+            started_at TEXT NOT NULL,          -- UTC, ISO 8601
+            answered_at TEXT,
+            ended_at TEXT,
+            duration_s REAL,
+            far_number TEXT,
+            near_number TEXT,
+            called_number TEXT,
+            number_absent_reason TEXT CHECK (number_absent_reason IN
+                ('withheld', 'unavailable', 'public_phone') OR number_absent_reason IS NULL),
+            notice TEXT NOT NULL DEFAULT 'none' CHECK (notice IN ('played', 'not_heard', 'none')),
+            state TEXT NOT NULL CHECK (state IN ('recording', 'complete', 'truncated',
+                                                 'unanswered', 'erased')),
+            recording_path TEXT,               -- relative to the data directory
+            key_id TEXT,
+            size INTEGER,
+            sha256 TEXT,
+            recorded_s REAL                    -- audio actually in the file
+        );
+        CREATE INDEX calls_started ON calls (started_at);
+        CREATE INDEX calls_far ON calls (far_number);
+        CREATE INDEX calls_near ON calls (near_number);
+        CREATE INDEX calls_state ON calls (state);
+
+        CREATE TABLE users (
+            name TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('manager', 'deputy', 'handler', 'technician')),
+            password_hash TEXT NOT NULL,
+            acting INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL
+        );
+
+        CREATE TABLE ledger (
+            seq INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            call_ids TEXT NOT NULL DEFAULT '[]',
+            ground TEXT,
+            reference TEXT,
+            actor TEXT,
+            approver TEXT,
+            recipient TEXT,
+            detail TEXT NOT NULL DEFAULT '{}',
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+    """)
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
+    for stmt in "\n".join(lines).split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial: calls, users, ledger", _v1_initial),
+)
+
+
+def current_version(conn: sqlite3.Connection) -> int:
+    conn.execute("""CREATE TABLE IF NOT EXISTS schema_migrations (
+                        version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)""")
+    row = conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return row[0] or 0
+
+
+def migrate(conn: sqlite3.Connection, now_iso: str,
+            migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply every pending migration; returns the versions applied."""
+    have = current_version(conn)
+    known = max((m.version for m in migrations), default=0)
+    if have > known:
+        raise CatalogError(
+            f"catalog schema version {have} is newer than this software ({known}): upgrade it")
+    applied = []
+    for m in sorted(migrations, key=lambda m: m.version):
+        if m.version <= have:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            m.apply(conn)
+            conn.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (m.version, m.name, now_iso))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(m.version)
+    return applied

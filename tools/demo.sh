@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make run`: the appliance's main job on the simulator, data under ./var.
+# The first run initialises ./var with a DEMO manager account whose password
+# is written to var/demo-password.txt: a demonstration only, never for a real site.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-./var}
+APP=.venv/bin/appliance
+mkdir -p "$DATA"
+if [ ! -f "$DATA/catalog.sqlite" ]; then
+    umask 077
+    echo "demo-$(head -c 9 /dev/urandom | base64 | tr -d '/+=')" > "$DATA/demo-password.txt"
+    "$APP" --data-dir "$DATA" init --manager demo-kanri \
+        --password-file "$DATA/demo-password.txt" --recovery-key-file "$DATA/demo-recovery-key.txt"
+fi
+echo "== デモ / DEMO: data in $DATA; staff login demo-kanri, password in $DATA/demo-password.txt =="
+"$APP" --data-dir "$DATA" run "${@:2}"
+echo
+echo "通話記録の一覧 / list the calls:"
+echo "  $APP --data-dir $DATA calls --user demo-kanri --password-file $DATA/demo-password.txt"
+"$APP" --data-dir "$DATA" calls --user demo-kanri --password-file "$DATA/demo-password.txt"
