@@ -16,14 +16,15 @@ Digest of the standards (shared/reference/telephony.md §1.2, §1.6):
   few per cent (the one-bit correlators are about 1200 Hz wide; docs/dsp.md
   has the measured range); any number of stop bits is accepted.
 
-How it works: two complex correlators, one per tone, summed over a one-bit
-window; the sign of the energy difference is the bit. A start bit is the
-first mark-to-space zero crossing of that difference (interpolated to a
-fraction of a sample); the ten bits of the character are then read at their
-centres. Everything is indexed by absolute sample number and the oscillators
-come from tables indexed by that number, so the output is bit-for-bit the
-same however the audio is cut into chunks. Python loops run per character
-(at most a few per 20 ms frame), never per sample.
+How it works: two quadrature correlators, one per tone, over a one-bit
+window (a fixed real FIR bank, so no oscillator phase to carry); the sign of
+the energy difference is the bit, and the energy sum gates the carrier. A
+start bit is the first mark-to-space zero crossing of that difference
+(interpolated to a fraction of a sample); the ten bits of the character are
+then read at their centres. Every output sample is the same sum in the same
+order and everything is indexed by absolute sample number, so the output is
+bit-for-bit the same however the audio is cut into chunks. Python loops run
+per character (at most a few per 20 ms frame), never per sample.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from appliance.units import LINE_RATE, Baud, DBm0, Hz, SampleRate
 
@@ -84,29 +86,7 @@ class FskChar:
     start_s: float        #: leading edge of the start bit, seconds since the first sample fed
     end_s: float          #: end of the (first) stop bit
     gap_bits: float       #: idle bit times since the previous character ended (inf: none before)
-    #: sums of c[n]·conj(c[n-1]) over samples where that tone clearly dominates;
-    #: their angles give the received tone frequencies (see ``tone_offsets_hz``)
-    mark_rotation: complex
-    space_rotation: complex
-
-
-def tone_offsets_hz(spec: FskSpec, chars) -> tuple[float | None, float | None]:
-    """Mean (mark, space) frequency error in Hz measured over ``chars``; None if unseen."""
-    m = sum((c.mark_rotation for c in chars), 0j)
-    s = sum((c.space_rotation for c in chars), 0j)
-    k = spec.sample_rate / (2 * math.pi)
-    return (math.atan2(m.imag, m.real) * k if m else None,
-            math.atan2(s.imag, s.real) * k if s else None)
-
-
-def _oscillator(freq: float, rate: int) -> tuple[np.ndarray | None, int]:
-    """exp(-j2πfn/fs) as a table over its exact period, when it has a short one."""
-    if float(freq).is_integer():
-        period = rate // math.gcd(int(freq), rate)
-        if period <= 8000:
-            n = np.arange(period)
-            return np.exp(-2j * np.pi * freq * n / rate), period
-    return None, 0
+    start_sample: int     #: the start edge as an absolute sample index
 
 
 class FskReceiver:
@@ -122,78 +102,71 @@ class FskReceiver:
         self._bit = spec.samples_per_bit
         # one-bit correlation window, rounded down so a window centred on a bit
         # does not reach into its neighbours
-        self._win = max(2, int(self._bit))
-        thr_amp = dbm0_to_amplitude(spec.min_level_dbm0)
-        # gate on the window sum of x²: a sine of amplitude A gives A²/2 per sample
-        self._gate = self._win * thr_amp * thr_amp / 2.0
-        self._osc = [_oscillator(f, spec.sample_rate) for f in (spec.mark_hz, spec.space_hz)]
+        self._win = w = max(2, int(self._bit))
+        # |Σ x[n-k]·e^{jωk}| equals the magnitude of a mixer-plus-boxcar
+        # correlator but needs no oscillator phase: a fixed FIR bank. Integer
+        # taps and samples make every output exact, so results cannot depend
+        # on how the stream was chunked (float BLAS sums are not order-stable).
+        k = np.arange(w)[::-1]                        # row j multiplies x[n-(w-1)+j]
+        cols = []
+        for f in (spec.mark_hz, spec.space_hz):
+            ph = 2 * np.pi * f * k / spec.sample_rate
+            cols += [np.cos(ph), np.sin(ph)]
+        self._taps = np.rint(np.stack(cols, axis=1) * _TAP_SCALE).astype(np.int64)  # (w, 4)
+        amp = dbm0_to_amplitude(spec.min_level_dbm0)
+        # a tone of that amplitude at either frequency opens the gate
+        self._gate = int((w * amp * _TAP_SCALE / 2.0) ** 2)
+        # below this peak amplitude in a window the gate cannot open (|y| <= w·A·scale)
+        self._quiet = amp / (2.0 * math.sqrt(2.0))
         self.reset()
 
     def reset(self) -> None:
         self._n = 0                                  # absolute index of the next sample fed
-        self._tail = np.zeros(self._win - 1)          # raw samples carried between chunks
-        self._base = 0                                # absolute index of buffer[0]
-        self._d = np.zeros(0)                         # |mark|² − |space|² per sample
-        self._ok = np.zeros(0, dtype=bool)            # carrier gate per sample
-        self._cm = np.zeros(0, dtype=complex)
-        self._cs = np.zeros(0, dtype=complex)
-        self._search = 1                              # next absolute index to test for a start edge
+        self._tail = np.zeros(self._win - 1, np.int64)        # raw samples carried between chunks
+        self._d = np.zeros(1, np.int64)               # |mark|² − |space|² per sample
+        self._ok = np.zeros(1, dtype=bool)            # carrier gate per sample
+        self._base = -1                               # absolute index of buffer[0]
+        self._search = 0                              # next absolute index to test for a start edge
         self._edge: float | None = None               # start-bit edge being framed
         self._last_end: float | None = None           # end of the previous character (samples)
         self.framing_errors = 0
 
-    # -- signal path ---------------------------------------------------------
-    def _mix(self, which: int, ext: np.ndarray, first: int) -> np.ndarray:
-        table, period = self._osc[which]
-        idx = np.arange(first, first + ext.size)
-        if table is not None:
-            lo = table[idx % period]
-        else:
-            f = (self.spec.mark_hz, self.spec.space_hz)[which]
-            lo = np.exp(-2j * np.pi * f * idx / self.spec.sample_rate)
-        return ext * lo
-
-    def _boxcar(self, v: np.ndarray) -> np.ndarray:
-        # explicit slice sums: each output is the same sum in the same order
-        # however the stream was chunked (np.convolve would not promise that)
-        w = self._win
-        n = v.size - w + 1
-        acc = v[0:n].copy()
-        for k in range(1, w):
-            acc += v[k:k + n]
-        return acc
-
     def feed(self, samples) -> list[FskChar]:
-        x = np.asarray(samples, dtype=np.float64).ravel()
+        x = np.asarray(samples)
+        if x.dtype != np.int16:
+            x = np.clip(np.rint(np.asarray(x, dtype=np.float64)), -32768, 32767)
+        x = x.astype(np.int64).ravel()
         if x.size == 0:
             return []
+        w = self._win
         ext = np.concatenate((self._tail, x))
-        first = self._n - self._tail.size
-        self._tail = ext[ext.size - (self._win - 1):].copy()
+        self._tail = ext[ext.size - (w - 1):]
         self._n += x.size
-        power = self._boxcar(ext * ext)
-        ok = power >= self._gate
+        if self._edge is None and np.abs(ext).max() < self._quiet:
+            return self._idle()
+        win = as_strided(ext, shape=(x.size, w), strides=(ext.strides[0], ext.strides[0]))
+        y = win @ self._taps
+        y *= y
+        em = y[:, 0] + y[:, 1]
+        es = y[:, 2] + y[:, 3]
+        ok = (em + es) >= self._gate
         if self._edge is None and not ok.any():
-            # idle line: nothing can start here, so skip the correlators; the
-            # search result is the same as computing them (a start edge needs
-            # the gate open on both of its samples)
-            self._base = self._n - 1
-            self._d = np.zeros(1)
-            self._ok = np.zeros(1, dtype=bool)
-            self._cm = np.zeros(1, dtype=complex)
-            self._cs = np.zeros(1, dtype=complex)
-            self._search = self._n
-            return []
-        cm = self._boxcar(self._mix(0, ext, first))
-        cs = self._boxcar(self._mix(1, ext, first))
-        d = (cm.real * cm.real + cm.imag * cm.imag) - (cs.real * cs.real + cs.imag * cs.imag)
-        self._d = np.concatenate((self._d, d))
+            return self._idle()
+        self._d = np.concatenate((self._d, em - es))
         self._ok = np.concatenate((self._ok, ok))
-        self._cm = np.concatenate((self._cm, cm))
-        self._cs = np.concatenate((self._cs, cs))
         out = self._frame()
         self._trim()
         return out
+
+    def _idle(self) -> list[FskChar]:
+        # no start edge can be accepted in this chunk (one needs the gate open
+        # on both of its samples), so hold just a closed last sample: the same
+        # outcome as running the framer, at a fraction of the cost
+        self._base = self._n - 1
+        self._d = np.zeros(1, np.int64)
+        self._ok = np.zeros(1, dtype=bool)
+        self._search = self._n
+        return []
 
     def _trim(self) -> None:
         keep_from = self._search - 1 if self._edge is None else int(self._edge) - 1
@@ -201,8 +174,6 @@ class FskReceiver:
         if cut > 0:
             self._d = self._d[cut:]
             self._ok = self._ok[cut:]
-            self._cm = self._cm[cut:]
-            self._cs = self._cs[cut:]
             self._base += cut
 
     def _frame(self) -> list[FskChar]:
@@ -222,7 +193,7 @@ class FskReceiver:
                     break
                 i = int(hit[0]) + lo
                 a, b = d[i - 1], d[i]
-                self._edge = base + (i - 1) + a / (a - b)
+                self._edge = base + (i - 1) + float(a) / float(a - b)
                 self._search = base + i + 1
             centres = np.rint(self._edge + (np.arange(10) + 0.5) * T).astype(np.int64)
             if centres[-1] >= end:
@@ -237,30 +208,22 @@ class FskReceiver:
             if not (bits[9] and ok[loc[9]]):
                 self.framing_errors += 1
                 continue
-            value = int(np.dot(bits[1:9], 1 << np.arange(8)))
-            lo_i = max(int(edge) - base, 1)
-            hi_i = int(centres[-1]) - base + 1
+            # the correlator lags the line by half a window
+            t0 = edge - (self._win - 1) / 2
             out.append(FskChar(
-                value=value,
-                start_s=edge / rate,
-                end_s=(edge + 10 * T) / rate,
-                gap_bits=math.inf if self._last_end is None else (edge - self._last_end) / T,
-                mark_rotation=self._rotation(self._cm, self._cs, lo_i, hi_i),
-                space_rotation=self._rotation(self._cs, self._cm, lo_i, hi_i),
+                value=int(np.dot(bits[1:9], _WEIGHTS)),
+                start_s=t0 / rate,
+                end_s=(t0 + 10 * T) / rate,
+                gap_bits=math.inf if self._last_end is None else (t0 - self._last_end) / T,
+                start_sample=int(math.floor(t0)),
             ))
-            self._last_end = edge + 10 * T
+            self._last_end = t0 + 10 * T
         return out
 
-    @staticmethod
-    def _rotation(c: np.ndarray, other: np.ndarray, lo: int, hi: int) -> complex:
-        seg = c[lo - 1:hi]
-        e = seg.real * seg.real + seg.imag * seg.imag
-        o = other[lo - 1:hi]
-        dom = e > 4.0 * (o.real * o.real + o.imag * o.imag)   # this tone clearly dominates
-        both = dom[1:] & dom[:-1]
-        if not both.any():
-            return 0j
-        return complex(np.sum((seg[1:] * np.conj(seg[:-1]))[both]))
+
+_WEIGHTS = 1 << np.arange(8)
+#: FIR taps are cos/sin scaled to 12 bits: |y|² of a full-scale tone stays far below 2⁶³
+_TAP_SCALE = 4096
 
 
 # -- transmit side ---------------------------------------------------------------
