@@ -30,10 +30,10 @@ per character (at most a few per 20 ms frame), never per sample.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from appliance.units import LINE_RATE, Baud, DBm0, Hz, SampleRate
 
@@ -144,7 +144,8 @@ class FskReceiver:
         self._n += x.size
         if self._edge is None and np.abs(ext).max() < self._quiet:
             return self._idle()
-        win = as_strided(ext, shape=(x.size, w), strides=(ext.strides[0], ext.strides[0]))
+        # overlapping view: row n holds the w samples ending at x[n]
+        win = np.ndarray((x.size, w), np.int64, ext, 0, (8, 8))
         y = win @ self._taps
         y *= y
         em = y[:, 0] + y[:, 1]
@@ -181,47 +182,54 @@ class FskReceiver:
         d, ok, base, T = self._d, self._ok, self._base, self._bit
         end = base + d.size                        # one past the last absolute index held
         rate = self.spec.sample_rate
-        for _ in range(4 * d.size + 4):            # bounded: each pass consumes samples or stops
+        # every gated mark-to-space crossing in the buffer, found once per feed;
+        # the per-character work below is plain Python on a handful of scalars
+        cand = (np.flatnonzero((d[:-1] >= 0) & (d[1:] < 0) & ok[1:] & ok[:-1]) + 1).tolist()
+        mark = None                                 # d > 0 as a list, made on first need
+        half = (self._win - 1) / 2
+        ci = 0
+        for _ in range(len(cand) + 2):              # bounded: each pass uses up a candidate
             if self._edge is None:
                 lo = max(self._search - base, 1)
-                if lo >= d.size:
+                ci = bisect_left(cand, lo, ci)
+                if ci >= len(cand):
                     self._search = end
                     break
-                hit = np.flatnonzero((d[lo - 1:-1] >= 0) & (d[lo:] < 0) & ok[lo:] & ok[lo - 1:-1])
-                if hit.size == 0:
-                    self._search = end
-                    break
-                i = int(hit[0]) + lo
-                a, b = d[i - 1], d[i]
-                self._edge = base + (i - 1) + float(a) / float(a - b)
+                i = cand[ci]
+                ci += 1
+                a, b = float(d[i - 1]), float(d[i])
+                self._edge = base + (i - 1) + a / (a - b)
                 self._search = base + i + 1
-            centres = np.rint(self._edge + (np.arange(10) + 0.5) * T).astype(np.int64)
-            if centres[-1] >= end:
-                break                               # wait for the rest of the character
-            loc = centres - base
-            bits = d[loc] > 0
             edge = self._edge
+            last = math.floor(edge + 9.5 * T + 0.5)
+            if last >= end:
+                break                               # wait for the rest of the character
+            if mark is None:
+                mark = (d > 0).tolist()
             self._edge = None
-            if bits[0]:
+            loc = [math.floor(edge + (k + 0.5) * T + 0.5) - base for k in range(10)]
+            if mark[loc[0]]:
                 continue                            # glitch, not a start bit
-            self._search = int(centres[-1])         # next start edge lies after the stop-bit centre
-            if not (bits[9] and ok[loc[9]]):
+            self._search = last                     # next start edge lies after the stop-bit centre
+            if not (mark[loc[9]] and ok[loc[9]]):
                 self.framing_errors += 1
                 continue
-            # the correlator lags the line by half a window
-            t0 = edge - (self._win - 1) / 2
+            value = 0
+            for k in range(8):
+                if mark[loc[k + 1]]:
+                    value |= 1 << k
+            t0 = edge - half                        # the correlator lags the line by half a window
             out.append(FskChar(
-                value=int(np.dot(bits[1:9], _WEIGHTS)),
+                value=value,
                 start_s=t0 / rate,
                 end_s=(t0 + 10 * T) / rate,
                 gap_bits=math.inf if self._last_end is None else (t0 - self._last_end) / T,
-                start_sample=int(math.floor(t0)),
+                start_sample=math.floor(t0),
             ))
             self._last_end = t0 + 10 * T
         return out
 
 
-_WEIGHTS = 1 << np.arange(8)
 #: FIR taps are cos/sin scaled to 12 bits: |y|² of a full-scale tone stays far below 2⁶³
 _TAP_SCALE = 4096
 
