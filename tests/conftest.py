@@ -50,10 +50,15 @@ def staff(password_file):
     return ["--user", "kacho", "--password-file", str(password_file)]
 
 
-def run_subprocess(*args, timeout=120, **kw) -> subprocess.CompletedProcess:
-    """The real command in its own process (exit codes, no traceback)."""
+def _run_subprocess(*args, timeout=120, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "appliance", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, **kw)
+
+
+@pytest.fixture
+def run_subprocess():
+    """The real command in its own process (exit codes, no traceback)."""
+    return _run_subprocess
 
 
 @pytest.fixture(scope="session")
