@@ -42,8 +42,8 @@ class EncoderSettings:
 
     bitrate_per_leg: int = 16000   # bit/s for each leg's stream
     complexity: int = 5            # 0..10; the measured cost is about 1 : 2.2 : 3.9 for 0 : 5 : 10
-    #: frames per page; 50 frames of 20 ms = a page at least once a second
-    frames_per_page: int = 50
+    #: frames per page: 40 × 20 ms = 0.8 s, a page at least once a second with margin for jitter
+    frames_per_page: int = 40
 
     def __post_init__(self) -> None:
         if not 6000 <= self.bitrate_per_leg <= 256000:
