@@ -399,9 +399,11 @@ class CallerIdReceiver:
 
         self._paths: list[tuple[FskReceiver, list]] = []
         clip_family = [s for s in stds if s is not Standard.JCLIP]
-        # with both Bellcore and ETSI in play a frame is kept only by the path
-        # whose modem the preamble shows, so one signal never yields two messages
-        self._probe = len(clip_family) > 1
+        # a Bellcore/ETSI frame is kept only by the path whose modem the preamble
+        # shows (each demodulator also decodes the other modem's tones), so one
+        # signal never yields two messages nor the wrong standard's label
+        self._probe = bool(clip_family)
+        self._both = len(clip_family) > 1
         v23_parsers: list = []
         if Standard.JCLIP in stds:
             v23_parsers.append(_JclipFramer())
@@ -426,12 +428,11 @@ class CallerIdReceiver:
         self._hist_base = 0
 
     def _is_modem(self, c: FskChar, modem: FskSpec) -> bool:
-        if not self._probe:
-            return True
         end = c.start_sample - 8 - self._hist_base      # a bit clear of the start edge
         seg = self._hist[max(end - _PROBE, 0):max(end, 0)]
         if c.gap_bits < 24 or seg.size < _PROBE:
-            return modem is V23                           # no preamble to measure: V.23 path only
+            # no preamble to measure: accept, but only once when both paths listen
+            return modem is V23 or not self._both
         e = np.abs(self._probe_osc @ seg.astype(np.float64)) ** 2
         heard = V23 if e[0] > e[1] else BELL202
         return heard is modem
