@@ -128,25 +128,27 @@ static int cmd_decode(const char *in, int argc, char **argv)
 static int cmd_tone(const char *out, char **a)
 {
     FILE *f = fopen(out, "wb");
-    tone_gen_descriptor_t desc;
-    tone_gen_state_t gen;
+    tone_gen_descriptor_t *desc;
+    tone_gen_state_t *gen;
     int16_t amp[CHUNK];
     long total;
 
     if (f == NULL)
         return 2;
-    tone_gen_descriptor_init(&desc, atoi(a[0]), atoi(a[1]), atoi(a[2]), atoi(a[3]),
+    desc = tone_gen_descriptor_init(NULL, atoi(a[0]), atoi(a[1]), atoi(a[2]), atoi(a[3]),
                              atoi(a[4]), atoi(a[5]), atoi(a[6]), atoi(a[7]), 1);
-    tone_gen_init(&gen, &desc);
+    gen = tone_gen_init(NULL, desc);
     total = atol(a[8]) * 8;
     while (total > 0) {
         int k = total > CHUNK ? CHUNK : (int) total;
-        int n = tone_gen(&gen, amp, k);
+        int n = tone_gen(gen, amp, k);
         if (n < k)
             memset(amp + (n > 0 ? n : 0), 0, sizeof(int16_t) * (size_t) (k - (n > 0 ? n : 0)));
         put(f, amp, k);
         total -= k;
     }
+    tone_gen_free(gen);
+    tone_gen_descriptor_free(desc);
     fclose(f);
     return 0;
 }
