@@ -3,7 +3,7 @@
 Compiles ``tests/dsp/spandsp_adsi.c`` (ours) against Debian's libspandsp into
 ``tests/.build/`` once per source change, and wraps its two commands. Also
 holds the impairments (noise, level, offset) the sweeps use, so the numbers
-in docs/dsp.md come from the same code: ``python -m tests.dsp._spandsp_adsi``
+in docs/dsp.md come from the same code: ``python tests/dsp/_spandsp_adsi.py``
 prints the tables.
 """
 
