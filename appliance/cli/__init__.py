@@ -19,6 +19,7 @@ from appliance.errors import ApplianceError
 # the order of ``appliance --help``.
 COMMAND_MODULES = (
     "appliance.cli.records",
+    "appliance.cli.run",
     "appliance.cli.dsp",
     "appliance.cli.bench",
 )

@@ -1,4 +1,4 @@
-"""Commands over records: init, run, calls, show, extract, verify.
+"""Commands over records: init, calls, show, extract, verify.
 
 ``calls``, ``show`` and ``extract`` reveal numbers or audio: they are staff
 commands and take ``--user NAME --password-file FILE``. ``verify`` needs no
@@ -13,8 +13,7 @@ import sys
 from datetime import datetime, time as dtime
 from pathlib import Path
 
-from appliance.clock import FakeClock, SystemClock
-from appliance.config import load_config
+from appliance.clock import SystemClock
 from appliance.errors import ConfigError, DataDirError, Forbidden, KeyStoreError
 from appliance.governance.grounds import GROUNDS, parse_ground
 from appliance.governance.ledger import EntryKind, Ledger
@@ -113,38 +112,6 @@ def cmd_init(args) -> int:
         print("印刷して金庫に保管してください。これを失い全職員のパスワードも失うと、"
               "録音は誰も再生できません。 / Print it and keep it in the safe.")
     print(f"初期設定完了 / initialised {dd.root}: {ROLE_LABELS_JA[Role.MANAGER]} {args.manager}")
-    return 0
-
-
-# --- run --------------------------------------------------------------------------
-def cmd_run(args) -> int:
-    from appliance.engine.recorder import CallRecorder, recover_interrupted
-    from appliance.engine.synthetic import two_leg_frames
-
-    # --fast runs on simulated time: the call's times and duration stay true to its audio
-    clock = FakeClock(SystemClock().now()) if args.fast else SystemClock()
-    config = load_config(args.config)
-    dd = _datadir(args)
-    catalog = dd.open_catalog(clock.now())
-    with catalog:
-        for cid in recover_interrupted(dd, catalog, clock.now()):
-            print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
-                  flush=True)
-        recorder = CallRecorder(dd, catalog, config.site.name, config.encoder)
-        started = clock.now()
-        rec = recorder.start("T1", 1, "in", started)
-        rec.mark_answered(started)
-        print(f"録音開始 / recording {rec.call_id} (T1 channel 1, {args.demo_seconds:g} s synthetic "
-              f"two-leg call{', fast' if args.fast else ''})", flush=True)
-        t0 = clock.monotonic()
-        for i, (far, near) in enumerate(two_leg_frames(args.demo_seconds)):
-            clock.sleep_until(t0 + (i + 1) * 0.02)
-            rec.write(far, near)
-        # the synthetic call carries no caller ID signal: no number to claim
-        fields = rec.finish(clock.now(), answered_at=started,
-                            number_absent_reason="unavailable", notice="none")
-        print(f"録音終了 / recorded {rec.call_id}: {fields['recorded_s']:.1f} s, "
-              f"{fields['size']} bytes", flush=True)
     return 0
 
 
@@ -265,13 +232,6 @@ def register(sub) -> None:
                    help="回復キーを画面でなくこのファイルに書く / write the recovery key here "
                         "instead of the screen")
     p.set_defaults(func=cmd_init)
-
-    p = sub.add_parser("run", help="録音装置の主処理 / the appliance's main job")
-    p.add_argument("--fast", action="store_true",
-                   help="実時間を待たずに処理 / run as fast as possible, then exit")
-    p.add_argument("--demo-seconds", type=float, default=8.0,
-                   help="合成通話の長さ / length of the built-in synthetic call (default %(default)s)")
-    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("calls", help="通話記録の一覧 (職員) / list call records (staff)")
     add_credentials(p)
