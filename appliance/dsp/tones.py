@@ -106,10 +106,13 @@ class CallProgressDetector:
         half = n // 2
         m = np.arange(n)
         basis = np.exp(-2j * np.pi * spec.freq * m / spec.rate)
-        self._basis = np.column_stack((np.where(m < half, basis, 0), np.where(m >= half, basis, 0)))
-        # a half-block sine of amplitude a gives |X| = a*half/2; scale so the
-        # two halves sum to the block's mean-square power a^2/2
-        self._pscale = 2.0 / (half * half) / 2.0
+        # Re and Im of each half block's response, scaled so that the sum of
+        # the four squares is the block's 400 Hz power (a sine of amplitude a
+        # gives |X_half| = a*half/2 and reads a^2/2), DC removed
+        halves = np.column_stack((np.where(m < half, basis, 0), np.where(m >= half, basis, 0)))
+        cols = np.hstack((halves.real, halves.imag)) * (1.0 / half)
+        self._basis = np.ascontiguousarray(np.hstack((cols - cols.mean(axis=0),
+                                                      np.full((n, 1), 1.0 / n))))
         self._thr = dbm0_to_power(spec.threshold)
         bps = spec.rate / n  # blocks per second
         self._bps = bps
@@ -133,10 +136,9 @@ class CallProgressDetector:
 
     # ----------------------------------------------------------------- blocks
     def _raw(self, blocks: np.ndarray) -> np.ndarray:
-        blocks = blocks - blocks.mean(axis=1, keepdims=True)
         y = blocks @ self._basis
-        band = (y.real ** 2 + y.imag ** 2).sum(axis=1) * self._pscale
-        total = np.einsum("ij,ij->i", blocks, blocks) / self._n
+        band = (y[:, :4] ** 2).sum(axis=1)
+        total = np.einsum("ij,ij->i", blocks, blocks) / self._n - y[:, 4] ** 2
         return (band >= self._thr) & (band >= self.spec.purity * total)
 
     def feed(self, samples) -> list[ToneDetected | ToneEnded]:
