@@ -24,6 +24,8 @@ class Config:
     site: SiteConfig = field(default_factory=SiteConfig)
     encoder: EncoderSettings = field(default_factory=EncoderSettings)
     source: Path | None = None
+    #: every table as parsed, for layers that validate their own ([policy] …)
+    raw: dict = field(default_factory=dict)
 
 
 _KNOWN = {"site": {"name"}, "encoder": {"bitrate_per_leg", "complexity", "frames_per_page"}}
@@ -55,4 +57,4 @@ def load_config(path: Path | None) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(site.name, str) or not site.name:
         raise ConfigError(f"{path}: [site] name must be a non-empty string")
-    return Config(site, encoder, path)
+    return Config(site, encoder, path, raw)
