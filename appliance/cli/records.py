@@ -10,16 +10,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from datetime import datetime, time as dtime
 from pathlib import Path
 
 from appliance.clock import SystemClock
-from appliance.errors import ConfigError, DataDirError, Forbidden, KeyStoreError
+from appliance.cli.common import (ABSENT_JA, NOTICE_JA, STATE_JA, add_credentials, call_json,
+                                  open_catalog, open_session, parse_when)
+from appliance.errors import ConfigError, DataDirError, KeyStoreError
+from appliance.governance.access import Action
 from appliance.governance.grounds import GROUNDS, parse_ground
 from appliance.governance.ledger import EntryKind, Ledger
-from appliance.governance.users import (ROLE_LABELS_JA, Role, User, add_user, authenticate,
-                                        read_password_file, require_staff)
-from appliance.store.catalog import TOKYO, to_local_text
+from appliance.governance.users import ROLE_LABELS_JA, Role, add_user, read_password_file
+from appliance.store.catalog import to_local_text
 from appliance.store.datadir import DataDir
 from appliance.store.keystore import atomic_write
 from appliance.store.opus import read_recording
@@ -28,65 +29,11 @@ from appliance.store.verify import STATUS_JA, verify_recordings
 
 log = logging.getLogger("appliance")
 
-CALL_FIELDS = ("id", "site", "trunk", "channel", "direction", "started_at", "answered_at",
-               "ended_at", "duration_s", "far_number", "near_number", "called_number",
-               "number_absent_reason", "notice", "state", "sha256", "size", "recorded_s")
-ABSENT_JA = {"withheld": "非通知", "unavailable": "表示圏外", "public_phone": "公衆電話"}
-NOTICE_JA = {"played": "案内済", "not_heard": "案内未確認", "none": "案内なし"}
-STATE_JA = {"recording": "録音中", "complete": "完了", "truncated": "途中切断",
-            "unanswered": "不応答", "erased": "廃棄済"}
-
-
-# --- shared helpers ---------------------------------------------------------------
-def _datadir(args) -> DataDir:
-    return DataDir(args.data_dir)
-
-
-def add_credentials(p) -> None:
-    p.add_argument("--user", required=True, help="職員の利用者名 / staff user name")
-    p.add_argument("--password-file", type=Path, required=True,
-                   help="パスワードを1行で記したファイル / file holding the password")
-
-
-def sign_in(catalog, args) -> tuple[User, bytes]:
-    password = read_password_file(args.password_file)
-    return authenticate(catalog, args.user, password), password
-
-
-def staff_only(catalog, user: User, now, what: str) -> None:
-    """Refuse non-staff and put the refusal on the ledger (R11, R14)."""
-    try:
-        require_staff(user)
-    except Forbidden as exc:
-        Ledger(catalog).append(EntryKind.REFUSED, now, actor=user.name,
-                               detail={"command": what, "reason": str(exc)})
-        raise
-
-
-def parse_when(text: str, *, end: bool = False) -> datetime:
-    """ISO date or date-time; without an offset it is Japan time."""
-    try:
-        if len(text) == 10:
-            d = datetime.fromisoformat(text).date()
-            t = datetime.combine(d, dtime.min, TOKYO)
-            return t
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"日時の形式が正しくありません / not an ISO 8601 date or time: {text!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=TOKYO)
-
-
-def call_json(row: dict) -> dict:
-    out = {k: row.get(k) for k in CALL_FIELDS}
-    for k in ("started_at", "answered_at", "ended_at"):
-        out[k] = to_local_text(row.get(k))
-    return out
-
 
 # --- init -------------------------------------------------------------------------
 def cmd_init(args) -> int:
     clock = SystemClock()
-    dd = _datadir(args)
+    dd = DataDir(args.data_dir)
     if dd.initialised:
         raise DataDirError(f"{dd.root}: 初期設定済みです / already initialised")
     password = read_password_file(args.password_file)
@@ -98,6 +45,7 @@ def cmd_init(args) -> int:
         private = dd.keys.create_archive()
         dd.keys.wrap_for_user(args.manager, password, private)
         recovery = dd.keys.wrap_for_recovery(private)
+        dd.keys.create_signing_key()
         del private
         Ledger(catalog).append(EntryKind.INIT, now, actor=args.manager,
                                detail={"manager": args.manager})
@@ -117,12 +65,9 @@ def cmd_init(args) -> int:
 
 # --- calls / show -----------------------------------------------------------------
 def cmd_calls(args) -> int:
-    clock = SystemClock()
-    dd = _datadir(args)
-    with dd.open_catalog(clock.now()) as catalog:
-        user, _ = sign_in(catalog, args)
-        staff_only(catalog, user, clock.now(), "calls")
-        rows = catalog.calls(number=args.number,
+    with open_session(args) as session:
+        session.authorize(Action.LIST)
+        rows = session.catalog.calls(number=args.number,
                              since=parse_when(args.since) if args.since else None,
                              until=parse_when(args.until) if args.until else None)
     if args.json:
@@ -141,12 +86,9 @@ def cmd_calls(args) -> int:
 
 
 def cmd_show(args) -> int:
-    clock = SystemClock()
-    dd = _datadir(args)
-    with dd.open_catalog(clock.now()) as catalog:
-        user, _ = sign_in(catalog, args)
-        staff_only(catalog, user, clock.now(), "show")
-        row = catalog.get_call(args.call_id)
+    with open_session(args) as session:
+        session.authorize(Action.LIST, call_ids=[args.call_id])
+        row = session.catalog.get_call(args.call_id)
     if args.json:
         json.dump(call_json(row), sys.stdout, ensure_ascii=False, indent=1)
         print()
@@ -170,32 +112,30 @@ def cmd_show(args) -> int:
 
 # --- extract ----------------------------------------------------------------------
 def cmd_extract(args) -> int:
-    clock = SystemClock()
-    dd = _datadir(args)
-    with dd.open_catalog(clock.now()) as catalog:
-        user, password = sign_in(catalog, args)
-        ledger = Ledger(catalog)
-        staff_only(catalog, user, clock.now(), "extract")
+    with open_session(args) as session:
         try:
             ground, reference = parse_ground(args.ground, args.reference)
         except Exception as exc:
-            ledger.append(EntryKind.REFUSED, clock.now(), call_ids=[args.call_id],
-                          actor=user.name, detail={"command": "extract", "reason": str(exc)})
+            session.ledger.append(EntryKind.REFUSED, session.now(), call_ids=[args.call_id],
+                                  actor=session.user.name,
+                                  detail={"action": "extract", "reason": str(exc)})
             raise
-        row = catalog.get_call(args.call_id)
+        session.authorize(Action.EXTRACT, ground=ground, call_ids=[args.call_id],
+                          reference=reference)
+        row = session.catalog.get_call(args.call_id)
         if row["state"] not in ("complete", "truncated"):
             raise KeyStoreError(f"通話 {args.call_id} は{STATE_JA.get(row['state'])}のため複製できません"
                                 f" / call is {row['state']}: nothing to extract")
-        private = dd.keys.unwrap_with_password(user.name, password)
-        data_key = dd.keys.data_key(row["key_id"], private)
-        opened = open_sealed(dd.path_of(row["recording_path"]).read_bytes(), data_key)
-        read_recording(opened.payload)   # refuse to hand out something that does not decode
         if args.out.exists():
             raise ConfigError(f"{args.out}: 既に存在します / already exists (never overwritten)")
+        dd = session.datadir
+        data_key = dd.keys.data_key(row["key_id"], session.archive_key())
+        opened = open_sealed(dd.path_of(row["recording_path"]).read_bytes(), data_key)
+        read_recording(opened.payload)   # refuse to hand out something that does not decode
         atomic_write(args.out, opened.payload, 0o600)
-        ledger.append(EntryKind.EXTRACT, clock.now(), call_ids=[args.call_id], ground=str(ground),
-                      reference=reference, actor=user.name,
-                      detail={"out": str(args.out), "complete": opened.complete})
+        session.ledger.append(EntryKind.EXTRACT, session.now(), call_ids=[args.call_id],
+                              ground=str(ground), reference=reference, actor=session.user.name,
+                              detail={"out": str(args.out), "complete": opened.complete})
     info = GROUNDS[ground]
     note = "" if opened.complete else " (途中で切断された録音 / truncated recording)"
     print(f"複製しました / extracted {args.call_id} → {args.out}{note}; "
@@ -205,9 +145,7 @@ def cmd_extract(args) -> int:
 
 # --- verify -----------------------------------------------------------------------
 def cmd_verify(args) -> int:
-    clock = SystemClock()
-    dd = _datadir(args)
-    with dd.open_catalog(clock.now()) as catalog:
+    with open_catalog(args) as (dd, catalog):
         findings = verify_recordings(dd, catalog)
     bad = [f for f in findings if f.status in ("altered", "truncated", "missing")]
     if args.json:

@@ -8,6 +8,10 @@ Layout under ``DATA_DIR/keys/``::
                          staff member (argon2id of their password) and once by
                          the recovery key printed at initialisation
     data/<key_id>.key    a recording's data key in a sealed box to archive.pub
+    signing.pub          the appliance's Ed25519 export-signing public key (published)
+    signing.sealed       its private seed, sealed to archive.pub: only staff who
+                         unlock the archive key can sign, and a stolen appliance
+                         cannot forge an export
 
 Keeping data keys out of the recordings is what makes erasure certain (R8):
 destroying ``data/<key_id>.key`` leaves the file's bytes undecryptable,
@@ -29,6 +33,7 @@ from nacl.exceptions import CryptoError
 from nacl.hash import blake2b
 from nacl.public import PrivateKey, PublicKey, SealedBox
 from nacl.secret import SecretBox
+from nacl.signing import SigningKey, VerifyKey
 
 from appliance.errors import AuthError, KeyStoreError
 
@@ -162,6 +167,29 @@ class KeyStore:
             return PrivateKey(box.decrypt(bytes.fromhex(entry["box"])))
         except CryptoError:
             raise AuthError("回復キーが違います / wrong recovery key") from None
+
+    # --- export signing key ----------------------------------------------------
+    def create_signing_key(self) -> VerifyKey:
+        if (self.root / "signing.pub").exists():
+            raise KeyStoreError("the signing key already exists")
+        key = SigningKey.generate()
+        atomic_write(self.root / "signing.sealed", SealedBox(self.public_key()).encrypt(bytes(key)))
+        atomic_write(self.root / "signing.pub", bytes(key.verify_key), 0o644)
+        return key.verify_key
+
+    def verify_key(self) -> VerifyKey:
+        try:
+            return VerifyKey((self.root / "signing.pub").read_bytes())
+        except FileNotFoundError:
+            raise KeyStoreError("no signing key: run 'appliance init'") from None
+
+    def signing_key(self, private: PrivateKey) -> SigningKey:
+        try:
+            return SigningKey(SealedBox(private).decrypt((self.root / "signing.sealed").read_bytes()))
+        except FileNotFoundError:
+            raise KeyStoreError("no signing key: run 'appliance init'") from None
+        except CryptoError:
+            raise KeyStoreError("the signing key cannot be unsealed with this archive key") from None
 
     # --- data keys --------------------------------------------------------------
     def new_data_key(self) -> tuple[str, bytes]:

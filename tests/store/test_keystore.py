@@ -87,3 +87,14 @@ def test_archive_is_created_once(store):
     ks, _, _ = store
     with pytest.raises(KeyStoreError):
         ks.create_archive()
+
+
+def test_signing_key_is_sealed_and_needs_the_archive_key(store):
+    ks, private, _ = store
+    verify = ks.create_signing_key()
+    signer = ks.signing_key(private)
+    assert signer.verify_key == verify == ks.verify_key()
+    assert bytes(signer) not in (ks.root / "signing.sealed").read_bytes()
+    from nacl.public import PrivateKey
+    with pytest.raises(KeyStoreError):
+        ks.signing_key(PrivateKey.generate())
