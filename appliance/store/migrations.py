@@ -86,8 +86,58 @@ def _run_script(conn: sqlite3.Connection, script: str) -> None:
             conn.execute(stmt)
 
 
+def _v2_governance(conn: sqlite3.Connection) -> None:
+    _run_script(conn, """
+        CREATE TABLE holds (
+            id INTEGER PRIMARY KEY,
+            call_id TEXT NOT NULL REFERENCES calls (id),
+            ground TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            until TEXT,                        -- UTC; NULL = until released
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            released_at TEXT,
+            released_by TEXT,
+            release_reference TEXT,
+            request_id TEXT                    -- the disclosure request that placed it
+        );
+        CREATE INDEX holds_call ON holds (call_id);
+
+        CREATE TABLE requests (
+            id TEXT PRIMARY KEY,
+            number TEXT NOT NULL,
+            since TEXT NOT NULL,
+            until TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+            opened_by TEXT NOT NULL,
+            opened_at TEXT NOT NULL,
+            closed_by TEXT,
+            closed_at TEXT,
+            call_ids TEXT NOT NULL DEFAULT '[]'
+        );
+
+        CREATE TABLE exports (
+            id TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            ground TEXT NOT NULL,
+            reference TEXT NOT NULL,
+            recipient TEXT NOT NULL,
+            path TEXT NOT NULL,
+            manifest_sha256 TEXT NOT NULL,
+            call_ids TEXT NOT NULL,
+            request_id TEXT
+        );
+
+        ALTER TABLE calls ADD COLUMN erased_at TEXT;
+        ALTER TABLE calls ADD COLUMN erase_reason TEXT
+    """)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: calls, users, ledger", _v1_initial),
+    Migration(2, "governance: holds, disclosure requests, exports, erasure", _v2_governance),
 )
 
 
