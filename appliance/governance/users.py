@@ -92,3 +92,33 @@ def require_staff(user: User) -> None:
         raise Forbidden("保守担当者は通話記録を扱えません / technicians never see numbers or audio")
     if user.role == Role.DEPUTY and not user.acting:
         raise Forbidden("代理は職務代理中のみ操作できます / the deputy acts only while marked acting")
+
+
+# --- staff administration (R10, R11) ------------------------------------------------
+def get_user(catalog: Catalog, name: str) -> User:
+    rows = list(catalog.db["users"].rows_where("name = ?", [name]))
+    if not rows:
+        raise ConfigError(f"{name}: そのような利用者はいません / no such user")
+    r = rows[0]
+    return User(r["name"], Role(r["role"]), bool(r["acting"]))
+
+
+def list_users(catalog: Catalog) -> list[dict]:
+    return [{"name": r["name"], "role": r["role"], "role_ja": ROLE_LABELS_JA[Role(r["role"])],
+             "acting": bool(r["acting"]), "created_at": r["created_at"]}
+            for r in catalog.db["users"].rows_where(order_by="created_at, name")]
+
+
+def set_password(catalog: Catalog, name: str, password: bytes) -> None:
+    if len(password) < 8:
+        raise ConfigError("パスワードは8文字以上 / passwords need at least 8 characters")
+    catalog.conn.execute("UPDATE users SET password_hash = ? WHERE name = ?",
+                         (_hasher.hash(password), name))
+
+
+def set_acting(catalog: Catalog, name: str, acting: bool) -> None:
+    catalog.conn.execute("UPDATE users SET acting = ? WHERE name = ?", (int(acting), name))
+
+
+def delete_user(catalog: Catalog, name: str) -> None:
+    catalog.conn.execute("DELETE FROM users WHERE name = ?", (name,))
