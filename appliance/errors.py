@@ -68,3 +68,16 @@ class Forbidden(ApplianceError, PermissionError):
 
 class GroundError(ApplianceError, ValueError):
     """A missing or unknown ground (根拠) for using a record."""
+
+
+# --- line interfaces and the call engine ---------------------------------------
+class LineInterfaceError(ApplianceError):
+    """A line interface cannot be opened or has failed."""
+
+
+class UnknownInterface(LineInterfaceError, ValueError):
+    """The interface URL names no known backend."""
+
+
+class ScenarioError(LineInterfaceError, ValueError):
+    """A simulator scenario file is invalid (file, line and reason in the message)."""

@@ -135,9 +135,18 @@ def _v2_governance(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v3_engine(conn: sqlite3.Connection) -> None:
+    _run_script(conn, """
+        ALTER TABLE calls ADD COLUMN offered_at TEXT;              -- first ring/CAR or seizure (UTC)
+        ALTER TABLE calls ADD COLUMN overrun_frames INTEGER NOT NULL DEFAULT 0;  -- lost to a stalled writer
+        ALTER TABLE calls ADD COLUMN excluded INTEGER NOT NULL DEFAULT 0  -- metadata-only row (R5)
+    """)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: calls, users, ledger", _v1_initial),
     Migration(2, "governance: holds, disclosure requests, exports, erasure", _v2_governance),
+    Migration(3, "engine: offered_at, overrun_frames, excluded", _v3_engine),
 )
 
 
