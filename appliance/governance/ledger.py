@@ -30,6 +30,7 @@ class EntryKind(StrEnum):
     MAINTENANCE = "maintenance"  # 保守
     REFUSED = "refused"        # 拒否
     INIT = "init"              # 初期設定
+    REQUEST = "request"        # 開示請求 (受付・終了; R15)
 
 
 KIND_LABELS_JA = {
@@ -37,6 +38,7 @@ KIND_LABELS_JA = {
     EntryKind.PROVIDE: "提供", EntryKind.HOLD: "保管延長", EntryKind.RELEASE: "延長解除",
     EntryKind.ERASE: "廃棄", EntryKind.USER: "利用者管理", EntryKind.MAINTENANCE: "保守",
     EntryKind.REFUSED: "拒否", EntryKind.INIT: "初期設定",
+    EntryKind.REQUEST: "開示請求",
 }
 
 _FIELDS = ("seq", "at", "kind", "call_ids", "ground", "reference", "actor", "approver",
