@@ -57,6 +57,8 @@ class VerifyResult:
     entries: int
     first_bad_seq: int | None
     reason: str | None
+    head_seq: int = 0
+    head_hash: str = GENESIS
 
 
 class Ledger:
@@ -86,7 +88,27 @@ class Ledger:
     def entries(self) -> list[dict]:
         return list(self.catalog.db["ledger"].rows_where(order_by="seq"))
 
-    def verify(self) -> VerifyResult:
+    def verify(self, anchor: tuple[int, str] | None = None) -> VerifyResult:
+        """Walk the chain; ``anchor`` (seq, hash) is a head an auditor noted earlier.
+
+        The chain alone shows any edit, deletion, insertion or reordering
+        *before* its last entry; removing entries from its end is shown only
+        against an anchor kept outside the appliance (printed at each audit).
+        """
+        result = self._walk()
+        if result.ok and anchor is not None:
+            seq, digest = anchor
+            row = self.catalog.conn.execute("SELECT hash FROM ledger WHERE seq = ?", (seq,)).fetchone()
+            if row is None:
+                return VerifyResult(False, result.entries, seq,
+                                    "anchored entry is missing (entries removed from the end)",
+                                    result.head_seq, result.head_hash)
+            if row[0] != digest:
+                return VerifyResult(False, result.entries, seq, "anchored entry differs",
+                                    result.head_seq, result.head_hash)
+        return result
+
+    def _walk(self) -> VerifyResult:
         prev, expected_seq, n = GENESIS, 1, 0
         for row in self.catalog.conn.execute(
                 f"SELECT {', '.join(_FIELDS)}, prev_hash, hash FROM ledger ORDER BY rowid"):
@@ -100,4 +122,4 @@ class Ledger:
             if _entry_hash(prev, entry) != entry["hash"]:
                 return VerifyResult(False, n, entry["seq"], "entry altered")
             prev, expected_seq = entry["hash"], expected_seq + 1
-        return VerifyResult(True, n, None, None)
+        return VerifyResult(True, n, None, None, expected_seq - 1, prev)

@@ -1,0 +1,270 @@
+"""Retention (保管期間, R6) and certain erasure (確実に消去, R8).
+
+Day boundary, exactly: periods are counted in Japan time and, as the Civil
+Code counts periods (民法第140条, 第143条), from the day *after* the record
+was made. With the default of three calendar months a call recorded on
+5 January is kept through 5 April and becomes erasable at 00:00 JST on
+6 April; where the month has no corresponding day, the period ends with that
+month (recorded 29 November → erasable 1 March). Policies:
+
+- ``months``: N calendar months (default 3; 要綱第7条第5項);
+- ``days``: N days (30, 90 … as other municipalities use);
+- ``end_of_next_month``: until the end of the month after the recording
+  month (兵庫県): erasable at 00:00 on the first day of the month after that.
+
+Erasure of one record is crash-safe in this order: (1) in one transaction the
+catalog row is marked ``erased`` (numbers cleared, hash kept) together with
+its ledger entry — from here on the record is erased for everyone; (2) its
+data key is overwritten and unlinked; (3) the recording file is unlinked.
+Every sweep first finishes any erasure a crash interrupted after (1), so a
+record is always either intact or erased, never half. Held records (R7) are
+never candidates, not even under storage pressure.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from appliance.errors import ConfigError
+from appliance.governance.holds import active_holds_sql
+from appliance.governance.ledger import EntryKind, Ledger
+from appliance.store.catalog import TOKYO, Catalog, to_utc_text
+from appliance.store.datadir import DataDir
+
+log = logging.getLogger(__name__)
+
+ERASABLE_STATES = ("complete", "truncated", "unanswered")
+POLICIES = ("months", "days", "end_of_next_month")
+BATCH = 200
+
+
+def _add_months(d: date, months: int) -> date | None:
+    """The corresponding day ``months`` later, or None when that month lacks it."""
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    if d.day > calendar.monthrange(year, month)[1]:
+        return None
+    return date(year, month, d.day)
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    kind: str = "months"
+    months: int = 3
+    days: int = 90
+    #: storage pressure: below this much free space the oldest unheld records go first
+    min_free_mb: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in POLICIES:
+            raise ConfigError(f"[retention] policy must be one of {', '.join(POLICIES)}")
+        if not 1 <= self.months <= 120 or not 1 <= self.days <= 3660 or self.min_free_mb < 0:
+            raise ConfigError("[retention] months 1–120, days 1–3660, min_free_mb ≥ 0")
+
+    @classmethod
+    def from_config(cls, table: dict | None) -> "RetentionPolicy":
+        table = dict(table or {})
+        unknown = set(table) - {"policy", "months", "days", "min_free_mb"}
+        if unknown:
+            raise ConfigError(f"[retention] 不明なキー / unknown keys: {', '.join(sorted(unknown))}")
+        try:
+            return cls(kind=table.pop("policy", "months"), **table)
+        except TypeError as exc:
+            raise ConfigError(f"[retention] {exc}") from None
+
+    def describe_ja(self) -> str:
+        if self.kind == "months":
+            return f"記録日の翌日から{self.months}か月 (要綱第7条第5項)"
+        if self.kind == "days":
+            return f"記録日の翌日から{self.days}日"
+        return "記録月の翌月末まで"
+
+    def erasable_from(self, recorded: date) -> date:
+        """The Japan-time day from whose 00:00 a record made on ``recorded`` may be erased."""
+        start = recorded + timedelta(days=1)       # 初日不算入
+        if self.kind == "days":
+            return start + timedelta(days=self.days)
+        if self.kind == "end_of_next_month":
+            y, m = divmod(recorded.month + 1, 12)  # first day of the month after next
+            return date(recorded.year + y, m + 1, 1)
+        corresponding = _add_months(start, self.months)
+        if corresponding is None:                  # no such day: the period ends with the month
+            nxt = _add_months(date(start.year, start.month, 1), self.months + 1)
+            assert nxt is not None
+            return nxt
+        return corresponding
+
+    def erasable_at(self, recorded: date) -> datetime:
+        return datetime.combine(self.erasable_from(recorded), time.min, TOKYO)
+
+    def last_expired_day(self, now: datetime) -> date:
+        """The latest recording day whose records are erasable at ``now`` (monotonic search)."""
+        today = now.astimezone(TOKYO).date()
+        d = today
+        # periods are at most ~10 years: step back until expired, bounded
+        for _ in range(4000):
+            if self.erasable_at(d) <= now:
+                return d
+            d -= timedelta(days=1)
+        return d
+
+
+@dataclass
+class SweepResult:
+    erased: list[str] = field(default_factory=list)
+    finished: int = 0                    # erasures a crash had interrupted, now completed
+    held_kept: int = 0                   # expired but held: kept (R7)
+    pressure_erased: list[str] = field(default_factory=list)
+    alarms: list[str] = field(default_factory=list)
+
+
+class Sweeper:
+    """Erases expired unheld records; idempotent; safe to kill at any point."""
+
+    def __init__(self, datadir: DataDir, catalog: Catalog, policy: RetentionPolicy,
+                 now: Callable[[], datetime], *,
+                 free_bytes: Callable[[], int] | None = None,
+                 fault: Callable[[str, str], None] | None = None) -> None:
+        self.datadir = datadir
+        self.catalog = catalog
+        self.ledger = Ledger(catalog)
+        self.policy = policy
+        self.now = now
+        self.free_bytes = free_bytes or (lambda: _free_bytes(datadir.root))
+        # test hook: called as fault(step, call_id) between the steps of an erasure
+        self._fault = fault or (lambda step, call_id: None)
+
+    # --- what would go -------------------------------------------------------
+    def _expired_where(self, at: datetime) -> tuple[str, list]:
+        cutoff = datetime.combine(self.policy.last_expired_day(at) + timedelta(days=1),
+                                  time.min, TOKYO)
+        states = ", ".join(f"'{s}'" for s in ERASABLE_STATES)
+        return f"state IN ({states}) AND started_at < ?", [to_utc_text(cutoff)]
+
+    def plan(self, at: datetime) -> dict:
+        where, args = self._expired_where(at)
+        held_sql = active_holds_sql(to_utc_text(at))
+        cur = self.catalog.conn.execute(
+            f"SELECT id, started_at, {held_sql} AS held FROM calls WHERE {where}"
+            " ORDER BY started_at, id", args)
+        erase, held = [], []
+        for call_id, started, is_held in cur:
+            recorded = datetime.fromisoformat(started).astimezone(TOKYO).date()
+            item = {"id": call_id, "started_at": started,
+                    "erasable_at": self.policy.erasable_at(recorded).isoformat()}
+            (held if is_held else erase).append(item)
+        return {"at": at.isoformat(), "policy": self.policy.kind,
+                "policy_ja": self.policy.describe_ja(), "erase": erase, "held": held}
+
+    # --- erasure ---------------------------------------------------------------
+    def _mark_erased(self, rows: list[tuple], reason: str, at: datetime) -> list[tuple]:
+        """Step 1 for a batch: rows and ledger entries in one transaction."""
+        held_sql = active_holds_sql(to_utc_text(at))
+        done = []
+        with self.catalog.transaction():
+            for call_id, key_id, relpath, sha in rows:
+                # re-checked inside the transaction: a hold placed a moment ago wins
+                cur = self.catalog.conn.execute(
+                    "UPDATE calls SET state = 'erased', erased_at = ?, erase_reason = ?,"
+                    " far_number = NULL, near_number = NULL, called_number = NULL,"
+                    " number_absent_reason = NULL"
+                    f" WHERE id = ? AND state IN ({', '.join('?' * len(ERASABLE_STATES))})"
+                    f" AND NOT {held_sql}",
+                    (to_utc_text(at), reason, call_id, *ERASABLE_STATES))
+                if cur.rowcount != 1:
+                    continue
+                self.ledger.append(EntryKind.ERASE, at, call_ids=[call_id], actor="retention",
+                                   reference=self.policy.describe_ja(),
+                                   detail={"reason": reason, "sha256": sha})
+                done.append((call_id, key_id, relpath))
+        return done
+
+    def _destroy(self, call_id: str, key_id: str | None, relpath: str | None) -> None:
+        """Steps 2 and 3: key first, then the file; both idempotent."""
+        if key_id:
+            self.datadir.keys.destroy_data_key(key_id)
+        self._fault("key-destroyed", call_id)
+        if relpath:
+            try:
+                os.unlink(self.datadir.path_of(relpath))
+            except FileNotFoundError:
+                pass
+        self._fault("file-removed", call_id)
+
+    def finish_pending(self) -> int:
+        """Complete erasures a crash interrupted after step 1."""
+        n = 0
+        for call_id, key_id, relpath in self.catalog.conn.execute(
+                "SELECT id, key_id, recording_path FROM calls WHERE state = 'erased'").fetchall():
+            key_left = bool(key_id) and self.datadir.keys.has_data_key(key_id)
+            file_left = bool(relpath) and self.datadir.path_of(relpath).exists()
+            if key_left or file_left:
+                self._destroy(call_id, key_id, relpath)
+                n += 1
+        return n
+
+    def _erase(self, rows: list[tuple], reason: str, result_list: list[str]) -> None:
+        at = self.now()
+        for i in range(0, len(rows), BATCH):
+            for call_id, key_id, relpath in self._mark_erased(rows[i:i + BATCH], reason, at):
+                self._fault("marked", call_id)
+                self._destroy(call_id, key_id, relpath)
+                result_list.append(call_id)
+
+    def sweep(self) -> SweepResult:
+        result = SweepResult()
+        result.finished = self.finish_pending()
+        at = self.now()
+        where, args = self._expired_where(at)
+        held_sql = active_holds_sql(to_utc_text(at))
+        rows = self.catalog.conn.execute(
+            f"SELECT id, key_id, recording_path, sha256 FROM calls WHERE {where} AND NOT {held_sql}"
+            " ORDER BY started_at, id", args).fetchall()
+        result.held_kept = self.catalog.conn.execute(
+            f"SELECT COUNT(*) FROM calls WHERE {where} AND {held_sql}", args).fetchone()[0]
+        self._erase(rows, "retention", result.erased)
+        self._relieve_pressure(result)
+        # erased numbers must not linger in the write-ahead log either
+        self.catalog.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        if result.erased or result.pressure_erased:
+            log.info("retention sweep: %d erased, %d under storage pressure, %d held kept",
+                     len(result.erased), len(result.pressure_erased), result.held_kept)
+        return result
+
+    def _relieve_pressure(self, result: SweepResult) -> None:
+        need = self.policy.min_free_mb * 1024 * 1024
+        if not need or self.free_bytes() >= need:
+            return
+        at = self.now()
+        held_sql = active_holds_sql(to_utc_text(at))
+        states = ", ".join(f"'{s}'" for s in ("complete", "truncated"))
+        # bounded: each pass erases one record, and there are finitely many
+        for call_id, key_id, relpath, sha in self.catalog.conn.execute(
+                f"SELECT id, key_id, recording_path, sha256 FROM calls WHERE state IN ({states})"
+                f" AND NOT {held_sql} ORDER BY started_at, id").fetchall():
+            if self.free_bytes() >= need:
+                break
+            self._erase([(call_id, key_id, relpath, sha)], "storage_pressure",
+                        result.pressure_erased)
+        if result.pressure_erased:
+            result.alarms.append(
+                f"保管期間を守れません: 容量不足のため期間内の記録 {len(result.pressure_erased)} 件を"
+                f"廃棄しました / retention policy can no longer be kept: {len(result.pressure_erased)}"
+                " record(s) erased early for lack of space")
+        if self.free_bytes() < need:
+            result.alarms.append("空き容量が不足しています (残りは保管延長中の記録のみ) / storage "
+                                 "still below its minimum; only held records remain")
+        for text in result.alarms:
+            log.warning("ALARM %s", text)
+            self.ledger.append(EntryKind.MAINTENANCE, at, actor="retention",
+                               detail={"alarm": text})
+
+
+def _free_bytes(path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
