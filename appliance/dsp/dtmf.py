@@ -56,9 +56,9 @@ class DtmfSpec:
     #: each tone must be at least this loud
     threshold: DBm0 = DBm0(-38.0)
     #: low group may be this much louder than the high group ("normal twist")
-    low_over_high: Decibels = Decibels(9.0)
+    low_over_high: Decibels = Decibels(10.0)
     #: high group may be this much louder than the low group ("reverse twist")
-    high_over_low: Decibels = Decibels(7.0)
+    high_over_low: Decibels = Decibels(8.0)
     #: the other tones of a group must be this far below the group's peak
     relative_peak: Decibels = Decibels(8.0)
     #: the two tones must carry this share of the block's energy (dB, ≤ 0)
@@ -68,6 +68,10 @@ class DtmfSpec:
     freq_tolerance: float = 0.025
     #: the two blocks that start a digit may differ in level by this much
     max_step: Decibels = Decibels(6.0)
+    #: the two halves of a block may differ in energy by this much: a block
+    #: only partly filled by a tone fails, so a digit needs
+    #: about 22 ms of tone and bursts of 20 ms or less are never digits
+    max_half_step: Decibels = Decibels(1.5)
     block: int = 102
 
 
@@ -120,6 +124,7 @@ class DtmfReceiver:
         self._rel = 10.0 ** (-spec.relative_peak / 10.0)
         self._tt = 10.0 ** (spec.to_total / 10.0)
         self._step = 10.0 ** (spec.max_step / 10.0)
+        self._half_step = 10.0 ** (spec.max_half_step / 10.0)
         self._tol_hz = spec.freq_tolerance * self._freqs
         # phase a nominal tone advances over a block / half block
         self._unadvance = np.exp(-2j * np.pi * self._freqs * n / spec.rate)
@@ -160,15 +165,22 @@ class DtmfReceiver:
         c = cols.argmax(axis=1)
         idx = np.arange(nb)
         rs, cs = np.sort(rows, axis=1), np.sort(cols, axis=1)
-        ok = (gate & (pr <= pc * self._tw_lo) & (pc <= pr * self._tw_hi)
+        x = y[:, 0:8] + 1j * y[:, 9:17]
+        xa = y[:, 18:26] + 1j * y[:, 26:34]
+        xb = x - xa
+        # a block only partly filled by the tone has unequal halves
+        h = self._half
+        a, b = blocks[:, :h], blocks[:, h:]
+        sa, sb = a.sum(axis=1), b.sum(axis=1)
+        e1 = np.einsum("ij,ij->i", a, a) - sa * sa / h
+        e2 = np.einsum("ij,ij->i", b, b) - sb * sb / (self._n - h)
+        whole = (e1 <= e2 * self._half_step) & (e2 <= e1 * self._half_step)
+        ok = (gate & whole & (pr <= pc * self._tw_lo) & (pc <= pr * self._tw_hi)
               & (rs[:, 2] <= pr * self._rel) & (cs[:, 2] <= pc * self._rel))
         digit = np.where(ok, r * 4 + c, -1)
 
         # frequency offsets of every tone: coarse from the half blocks (the
         # basis runs on across the halves, so the phase step is the offset alone) ...
-        x = y[:, 0:8] + 1j * y[:, 9:17]
-        xa = y[:, 18:26] + 1j * y[:, 26:34]
-        xb = x - xa
         coarse = np.angle(xb * np.conj(xa)) * (self.spec.rate / (2 * np.pi * self._half))
         # ... fine from this block against the previous one (each block's basis
         # restarts at phase 0, so the nominal advance is removed)
