@@ -47,6 +47,14 @@ ACTION_LABELS_JA = {
     Action.REQUEST: "開示請求の処理", Action.USERS: "利用者管理", Action.LEDGER: "管理簿の閲覧",
 }
 
+ACTION_LABELS_EN = {
+    Action.LIST: "search call records", Action.LISTEN: "listen to recordings",
+    Action.EXTRACT: "copy recordings", Action.EXPORT: "provide records to third parties",
+    Action.HOLD: "hold records", Action.RELEASE: "release holds",
+    Action.REQUEST: "handle disclosure requests", Action.USERS: "appoint or remove staff",
+    Action.LEDGER: "read the ledger",
+}
+
 _ALL = frozenset(Ground)
 _LEADERS = frozenset({Role.MANAGER, Role.DEPUTY})
 _STAFF = frozenset({Role.MANAGER, Role.DEPUTY, Role.HANDLER})
@@ -125,7 +133,7 @@ class Session:
             return "代理は職務代理中のみ操作できます / the deputy acts only while marked acting"
         if role not in self.policy.actions.get(action, frozenset()):
             return (f"{ACTION_LABELS_JA[action]}は{role.value}の権限外です / "
-                    f"a {role.value} may not {action.value}")
+                    f"a {role.value} may not {ACTION_LABELS_EN[action]}")
         if ground is not None and ground not in self.policy.grounds.get(role, frozenset()):
             return (f"根拠 {ground.value} は{role.value}には使えません / "
                     f"a {role.value} may not act on the ground {ground.value}")
