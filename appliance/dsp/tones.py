@@ -55,7 +55,7 @@ class ToneSpec:
     freq: Hz = Hz(400.0)
     block: Milliseconds = Milliseconds(20.0)
     #: quietest tone reported (block average; AM ringback dips below its peak)
-    threshold: DBm0 = DBm0(-40.0)
+    threshold: DBm0 = DBm0(-45.0)
     #: share of the block's energy that must be at 400 Hz
     purity: float = 0.6
     busy_on: tuple[Seconds, Seconds] = (Seconds(0.35), Seconds(0.65))
