@@ -113,6 +113,11 @@ class RingCadenceClassifier:
     # ------------------------------------------------------------------
     def _expire(self, t: float, out: list) -> None:
         sp = self.spec
+        # the detector still reads "on": the burst has certainly lasted until t
+        if (self._in_burst and self._on and RingKind.NORMAL not in self._decided
+                and t >= self._start + sp.normal_min_on):
+            self._decided.add(RingKind.NORMAL)
+            out.append(RingCadence(RingKind.NORMAL, self._start, self._start + sp.normal_min_on))
         if self._in_burst and not self._on and self._last_off + sp.merge_gap <= t:
             self._end_burst(self._last_off, out)
         if (not self._in_burst and self._session and self._prev is not None
