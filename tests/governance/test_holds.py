@@ -1,0 +1,39 @@
+"""Holds (保管延長, R7) through the CLI."""
+
+from __future__ import annotations
+
+import json
+
+
+def test_hold_add_list_release(run_cli, datadir, staff):
+    assert run_cli("--data-dir", datadir, "run", "--fast", "--demo-seconds", "1")[0] == 0
+    cid = json.loads(run_cli("--data-dir", datadir, "calls", "--json", *staff)[1])[0]["id"]
+    code, out, err = run_cli("--data-dir", datadir, "hold", "add", cid, "--ground", "investigation",
+                             "--reference", "捜査関係事項照会書 第15号", *staff)
+    assert code == 0, err
+    holds = json.loads(run_cli("--data-dir", datadir, "hold", "list", "--json", *staff)[1])
+    assert [(h["call_id"], h["ground"], h["reference"], h["created_by"]) for h in holds] == \
+        [(cid, "investigation", "捜査関係事項照会書 第15号", "kacho")]
+    code, out, err = run_cli("--data-dir", datadir, "hold", "release", cid, "--ground",
+                             "investigation", "--reference", "照会終了", *staff)
+    assert code == 0, err
+    assert json.loads(run_cli("--data-dir", datadir, "hold", "list", "--json", *staff)[1]) == []
+    all_ = json.loads(run_cli("--data-dir", datadir, "hold", "list", "--all", "--json", *staff)[1])
+    assert all_[0]["released_by"] == "kacho" and all_[0]["release_reference"] == "照会終了"
+    # nothing left to release: a clear error
+    code, out, err = run_cli("--data-dir", datadir, "hold", "release", cid, "--ground",
+                             "investigation", "--reference", "x", *staff)
+    assert code != 0 and "no active hold" in err
+
+
+def test_hold_needs_ground_and_a_future_date(run_cli, datadir, staff):
+    assert run_cli("--data-dir", datadir, "run", "--fast", "--demo-seconds", "1")[0] == 0
+    cid = json.loads(run_cli("--data-dir", datadir, "calls", "--json", *staff)[1])[0]["id"]
+    code, out, err = run_cli("--data-dir", datadir, "hold", "add", cid, *staff)
+    assert code != 0 and "ground is required" in err
+    code, out, err = run_cli("--data-dir", datadir, "hold", "add", cid, "--ground", "law",
+                             "--reference", "r", "--until", "2020-01-01", *staff)
+    assert code != 0 and "in the past" in err
+    code, out, err = run_cli("--data-dir", datadir, "hold", "add", "no-such-call", "--ground",
+                             "law", "--reference", "r", *staff)
+    assert code != 0 and "no call" in err
