@@ -1,48 +1,106 @@
-"""``appliance run``: the appliance's main job."""
+"""``appliance run``: the appliance's main job — capture every line and record its calls."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 from appliance.clock import FakeClock, SystemClock
 from appliance.config import load_config
+from appliance.errors import ConfigError
+from appliance.store.catalog import TOKYO
 from appliance.store.datadir import DataDir
 
+NOTICE_JA = {"played": "案内済", "not_heard": "案内未確認", "none": "案内なし"}
+
+
+def demo_scenario(seconds: float):
+    """A built-in scenario of one incoming call with caller ID and ``seconds`` of talk."""
+    from appliance.tapi.sim.scenario import parse_scenario
+    if not 0.5 <= seconds <= 4 * 3600:
+        raise ConfigError("--demo-seconds must be within 0.5…14400")
+    return parse_scenario({
+        "trunk": [{"id": "T1"}],
+        "call": [{"trunk": "T1", "at": 0.2, "direction": "in", "far_number": "0263345000",
+                  "rings": 0, "talk": seconds, "hangup": "near"}],
+        "scenario": {"tail": 0.5},
+    }, Path("<demo>"))
+
+
+def _printer(report) -> None:
+    from appliance.engine.reports import Alarm, CallEnded, CallStarted, NotRecorded
+    if isinstance(report, CallStarted):
+        way = "着信 in" if report.direction == "in" else "発信 out"
+        print(f"録音開始 / recording {report.call_id}: {report.trunk}/{report.channel} {way} "
+              f"{report.at.astimezone(TOKYO):%H:%M:%S}", flush=True)
+    elif isinstance(report, CallEnded):
+        dur = "-" if report.duration_s is None else f"{report.duration_s:.1f} s"
+        print(f"録音終了 / recorded {report.call_id}: 通話 {dur}, 録音 {report.recorded_s:.1f} s, "
+              f"{NOTICE_JA.get(report.notice, report.notice)} / notice {report.notice}", flush=True)
+    elif isinstance(report, NotRecorded):
+        what = ("不応答 / unanswered (記録のみ / logged without audio)" if report.why == "unanswered"
+                else "除外回線 / excluded (録音なし / not recorded)")
+        print(f"{what}: {report.trunk}/{report.channel}", flush=True)
+    elif isinstance(report, Alarm):
+        print(f"警報 / ALARM {report.what}: {report.count} {report.detail}", flush=True)
 
 
 def cmd_run(args) -> int:
+    from appliance.engine.capture import Engine
+    from appliance.engine.notice import load_notice
     from appliance.engine.recorder import CallRecorder, recover_interrupted
-    from appliance.engine.synthetic import two_leg_frames
+    from appliance.engine.reports import Reporter
+    from appliance.engine.writer import ThreadedSink, Writer
+    from appliance.tapi import open_interface
+    from appliance.tapi.sim import SimInterface
 
-    # --fast runs on simulated time: the call's times and duration stay true to its audio
-    clock = FakeClock(SystemClock().now()) if args.fast else SystemClock()
     config = load_config(args.config)
+    notice = load_notice(config.notice)
+    # --fast runs on simulated time: the calls' times and durations stay true to their audio
+    clock = FakeClock(SystemClock().now()) if args.fast else SystemClock()
+    if args.demo_seconds is not None:
+        iface = SimInterface(demo_scenario(args.demo_seconds), clock)
+    else:
+        url = args.interface or config.interface.url
+        if not url:
+            raise ConfigError("回線インタフェースが設定されていません / no line interface: set "
+                              "[interface] url in the configuration or give --interface")
+        base = Path.cwd() if args.interface or config.source is None else config.source.parent
+        iface = open_interface(url, clock, base)
     dd = DataDir(args.data_dir)
     catalog = dd.open_catalog(clock.now())
-    with catalog:
+    with catalog, iface:
         for cid in recover_interrupted(dd, catalog, clock.now()):
             print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
                   flush=True)
-        recorder = CallRecorder(dd, catalog, config.site.name, config.encoder)
-        started = clock.now()
-        rec = recorder.start("T1", 1, "in", started)
-        rec.mark_answered(started)
-        print(f"録音開始 / recording {rec.call_id} (T1 channel 1, {args.demo_seconds:g} s synthetic "
-              f"two-leg call{', fast' if args.fast else ''})", flush=True)
-        t0 = clock.monotonic()
-        for i, (far, near) in enumerate(two_leg_frames(args.demo_seconds)):
-            clock.sleep_until(t0 + (i + 1) * 0.02)
-            rec.write(far, near)
-        # the synthetic call carries no caller ID signal: no number to claim
-        fields = rec.finish(clock.now(), answered_at=started,
-                            number_absent_reason="unavailable", notice="none")
-        print(f"録音終了 / recorded {rec.call_id}: {fields['recorded_s']:.1f} s, "
-              f"{fields['size']} bytes", flush=True)
+        writer = Writer(dd, catalog)
+        sink = ThreadedSink(writer, config.engine.writer_queue_chunks, wait_when_full=args.fast)
+        reporter = Reporter([_printer])
+        recorder = CallRecorder(dd, catalog, config.site.name, config.encoder, sink)
+        engine = Engine(iface, recorder, config, notice, reporter)
+        try:
+            engine.run()
+        except KeyboardInterrupt:
+            print("停止 / stopping: closing calls in progress", file=sys.stderr, flush=True)
+        finally:
+            engine.finish()
+            sink.close()
+            reporter.close()
+        st = engine.stats
+        print(f"終了 / done: {st.periods * 0.02:.1f} s of line time, {st.lost_frames} frames lost, "
+              f"{st.bad_periods} bad periods, {sum(st.problems.values())} line problems", flush=True)
     return 0
 
 
 def register(sub) -> None:
     p = sub.add_parser("run", help="録音装置の主処理 / the appliance's main job")
     p.add_argument("--fast", action="store_true",
-                   help="実時間を待たずに処理 / run as fast as possible, then exit")
-    p.add_argument("--demo-seconds", type=float, default=8.0,
-                   help="合成通話の長さ / length of the built-in synthetic call (default %(default)s)")
+                   help="実時間を待たずに処理し終了 / run the (simulated) lines as fast as "
+                        "possible and exit when the scenario ends")
+    p.add_argument("--interface", metavar="URL",
+                   help="回線インタフェース / line interface URL, overrides [interface] url "
+                        "(e.g. sim://scenarios/demo.toml)")
+    p.add_argument("--demo-seconds", type=float, default=None, metavar="S",
+                   help="内蔵デモ: 着信1件、通話 S 秒 / built-in demo: one incoming call "
+                        "with caller ID and S seconds of talk")
     p.set_defaults(func=cmd_run)

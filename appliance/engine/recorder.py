@@ -1,10 +1,17 @@
 """Starting, feeding and closing one call's recording, and crash recovery.
 
 The recorder holds only the archive *public* key: it can seal a new data key
-but never open a recording (R16). Each call gets a catalog row in state
-``recording`` before its first byte is written, so a crash leaves a row that
-the next start closes as ``truncated`` with the duration recovered from the
-file's clear framing (no key needed).
+but never open a recording (R16). The capture thread does the CPU work —
+a fresh data key sealed in memory, Opus encoding and sealing of the audio
+(:class:`RecordingEncoder`) — and hands the resulting jobs to a *sink*
+(writer.py): a writer thread in the engine, or inline for tools and tests.
+The writer inserts the call's row in state ``recording`` before the first
+byte is written, so a crash leaves a row that the next start closes as
+``truncated`` with the duration recovered from the file's clear framing.
+
+An outgoing call's recording may be *held*: encoded but kept in memory until
+the dialled number shows whether the call is excluded (R5); ``commit`` hands
+it over, ``discard`` drops it without a trace.
 """
 
 from __future__ import annotations
@@ -15,14 +22,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import numpy as np
+from nacl.public import SealedBox
 
 from appliance.governance.ledger import EntryKind, Ledger
+from appliance.engine.writer import (AppendJob, FinishJob, InlineSink, OpenJob, RowJob,
+                                     UpdateJob, Writer)
 from appliance.store.catalog import TOKYO, Catalog, from_utc_text, to_utc_text
 from appliance.store.datadir import DataDir
 from appliance.store.opus import EncoderSettings
-from appliance.store.recording import CallTags, RecordingEncoder, RecordingFile, inspect_file
+from appliance.store.recording import CallTags, RecordingEncoder, inspect_file
 
 log = logging.getLogger(__name__)
+
+#: most audio a held (undecided) recording keeps in memory: 40 pages ≈ 32 s
+MAX_HELD_CHUNKS = 40
 
 
 def new_call_id(started_at: datetime, trunk: str, channel: int) -> str:
@@ -41,72 +54,126 @@ class CallInfo:
 
 class ActiveRecording:
     def __init__(self, recorder: "CallRecorder", call_id: str, info: CallInfo,
-                 encoder: RecordingEncoder, file: RecordingFile) -> None:
+                 encoder: RecordingEncoder, open_job: OpenJob, hold: bool) -> None:
         self.recorder = recorder
+        self.sink = recorder.sink
         self.call_id = call_id
         self.info = info
         self.encoder = encoder
-        self.file = file
-        self.file.append(encoder.start())
+        self.lost_frames = 0
+        self._open_job = open_job
+        first = encoder.start()
+        self._held: list[bytes] | None = [first] if hold else None
+        self._fields: dict = {}
+        if not hold:
+            self.sink.submit(open_job)
+            self.sink.submit_audio(AppendJob(call_id, first))
 
-    def write(self, far: np.ndarray, near: np.ndarray) -> None:
-        self.file.append(self.encoder.write(far, near))
+    @property
+    def held(self) -> bool:
+        return self._held is not None
+
+    def write(self, far: np.ndarray, near: np.ndarray) -> bool:
+        """Encode one 20 ms frame; False if it was lost because the writer is behind."""
+        if self.encoder is None:
+            return True
+        if self._held is None and not self.sink.has_room():
+            self.lost_frames += 1
+            return False
+        data = self.encoder.write(far, near)
+        if data:
+            if self._held is not None:
+                self._held.append(data)
+                if len(self._held) > MAX_HELD_CHUNKS:
+                    self.commit()      # undecided too long: keep the audio rather than lose it
+            else:
+                self.sink.submit_audio(AppendJob(self.call_id, data))
+        return True
+
+    def commit(self) -> None:
+        """A held recording is kept: its row, then everything encoded so far."""
+        if self._held is None:
+            return
+        held, self._held = self._held, None
+        self.sink.submit(self._open_job)
+        for data in held:
+            if self.sink.has_room():
+                self.sink.submit_audio(AppendJob(self.call_id, data))
+            else:   # cannot drop a sealed chunk from the middle: keep the order, count the loss
+                self.sink.submit(AppendJob(self.call_id, data))
+        if self._fields:
+            self.sink.submit(UpdateJob(self.call_id, self._fields))
+
+    def discard(self) -> None:
+        """A held recording of an excluded call: nothing reaches disk."""
+        self._held = []
+        self.encoder = None       # the data key goes with it
 
     def mark_answered(self, answered_at: datetime) -> None:
         """Noted at once, so that a crash still leaves the right duration."""
-        self.recorder.catalog.update_call(self.call_id, answered_at=to_utc_text(answered_at))
+        self._fields["answered_at"] = to_utc_text(answered_at)
+        if self._held is None:
+            self.sink.submit(UpdateJob(self.call_id, {"answered_at": to_utc_text(answered_at)}))
 
     def finish(self, ended_at: datetime, *, answered_at: datetime | None = None,
                far_number: str | None = None, near_number: str | None = None,
                called_number: str | None = None, number_absent_reason: str | None = None,
-               notice: str = "none") -> dict:
-        self.file.append(self.encoder.close())
-        sha = self.file.close()
+               notice: str = "none", state: str = "complete") -> dict:
+        if self.encoder is None:
+            return {}
+        self.commit()
         duration = (ended_at - answered_at).total_seconds() if answered_at else None
         fields = dict(
-            state="complete", ended_at=to_utc_text(ended_at),
-            answered_at=to_utc_text(answered_at) if answered_at else None,
+            state=state, answered_at=to_utc_text(answered_at) if answered_at else None,
             duration_s=round(duration, 3) if duration is not None else None,
             far_number=far_number, near_number=near_number, called_number=called_number,
             number_absent_reason=number_absent_reason, notice=notice,
-            size=self.file.size, sha256=sha, recorded_s=self.encoder.duration_s)
-        cat = self.recorder.catalog
-        with cat.transaction():
-            cat.update_call(self.call_id, **fields)
-            self.recorder.ledger.append(
-                EntryKind.RECORD, ended_at, call_ids=[self.call_id], actor="recorder",
-                detail={"state": "complete", "sha256": sha, "size": self.file.size})
-        # technician-level log: never a number (R11)
-        log.info("call %s ended: %s, %.1f s recorded", self.call_id, self.info.trunk,
-                 self.encoder.duration_s)
-        return fields
+            overrun_frames=self.lost_frames)
+        recorded = self.encoder.duration_s
+        self.sink.submit(FinishJob(self.call_id, self.encoder.close(), fields, ended_at, recorded))
+        self.encoder = None
+        # no logging here: this runs in the capture thread; reports.py logs (without numbers)
+        return dict(fields, recorded_s=recorded)
 
 
 class CallRecorder:
     def __init__(self, datadir: DataDir, catalog: Catalog, site: str,
-                 settings: EncoderSettings = EncoderSettings()) -> None:
+                 settings: EncoderSettings = EncoderSettings(), sink=None) -> None:
         self.datadir = datadir
         self.catalog = catalog
-        self.ledger = Ledger(catalog)
         self.site = site
         self.settings = settings
+        self.sink = sink if sink is not None else InlineSink(Writer(datadir, catalog))
+        self._public = SealedBox(datadir.keys.public_key())   # read once, before capture starts
 
-    def start(self, trunk: str, channel: int, direction: str, started_at: datetime) -> ActiveRecording:
+    def start(self, trunk: str, channel: int, direction: str, started_at: datetime, *,
+              offered_at: datetime | None = None, hold: bool = False) -> ActiveRecording:
         info = CallInfo(self.site, trunk, channel, direction, started_at)
         call_id = new_call_id(started_at, trunk, channel)
-        key_id, data_key = self.datadir.keys.new_data_key()
+        key_id, data_key = secrets.token_hex(12), secrets.token_bytes(32)
         relpath = self.datadir.recording_relpath(call_id, started_at)
-        self.catalog.insert_call({
+        row = {
             "id": call_id, "site": self.site, "trunk": trunk, "channel": channel,
             "direction": direction, "started_at": to_utc_text(started_at), "notice": "none",
             "state": "recording", "recording_path": relpath, "key_id": key_id,
-        })
+            "offered_at": to_utc_text(offered_at or started_at),
+        }
+        job = OpenJob(call_id, row, key_id, self._public.encrypt(data_key), relpath)
         encoder = RecordingEncoder(CallTags(call_id, self.site, trunk, channel, started_at),
                                    key_id, data_key, self.settings)
         del data_key  # the encoder keeps the only copy, for this call's life
-        log.info("call %s started: %s channel %d, %s", call_id, trunk, channel, direction)
-        return ActiveRecording(self, call_id, info, encoder,
-                               RecordingFile(self.datadir.path_of(relpath)))
+        return ActiveRecording(self, call_id, info, encoder, job, hold)
+
+    def log_row(self, trunk: str, channel: int, direction: str, offered_at: datetime,
+                ended_at: datetime, *, state: str, excluded: bool = False, **numbers) -> str:
+        """A row without audio: an unanswered call, or an excluded one kept as metadata."""
+        call_id = new_call_id(offered_at, trunk, channel)
+        row = {"id": call_id, "site": self.site, "trunk": trunk, "channel": channel,
+               "direction": direction, "started_at": to_utc_text(offered_at),
+               "offered_at": to_utc_text(offered_at), "ended_at": to_utc_text(ended_at),
+               "notice": "none", "state": state, "excluded": int(excluded), **numbers}
+        self.sink.submit(RowJob(row, ended_at))
+        return call_id
 
 
 def recover_interrupted(datadir: DataDir, catalog: Catalog, now: datetime) -> list[str]:
