@@ -41,6 +41,14 @@ def _tone_signal():
     return np.concatenate((gen.call_progress("busy", 3.0), gen.speech_like(2.0, seed=4)))
 
 
+def _callerid_signal():
+    from appliance.dsp import gen
+    from appliance.dsp.callerid import encode_caller_id
+    fsk = encode_caller_id("jclip", "0263345000")
+    return np.concatenate((np.zeros(4000, np.int16), np.asarray(fsk, np.int16),
+                           gen.speech_like(2.0, seed=6)))
+
+
 def _speech():
     from appliance.dsp import gen
     return gen.speech_like(5.0, level=-20, seed=5)
@@ -66,6 +74,8 @@ DETECTORS: list[BenchEntry] = [
     BenchEntry("tones", _make("appliance.dsp.tones", "CallProgressDetector"), _tone_signal),
     BenchEntry("level", _make("appliance.dsp.level", "LevelMeter"), _speech),
     BenchEntry("g711 μ-law enc+dec", _Ulaw, _speech),
+    BenchEntry("caller ID (auto)", _make("appliance.dsp.callerid", "CallerIdReceiver"),
+               _callerid_signal),
 ]
 
 
