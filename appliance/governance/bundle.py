@@ -130,7 +130,12 @@ def verify_bundle(root: Path, public_key: VerifyKey | None = None) -> BundleChec
     except OSError:
         return bad("署名 manifest.sig がありません / manifest.sig is missing")
     try:
-        bundled_key = parse_public_key((root / PUBLIC_KEY).read_bytes())
+        pem = (root / PUBLIC_KEY).read_bytes()
+        bundled_key = parse_public_key(pem)
+        # byte for byte as written: PEM tolerates edits (armour lines, padding) that
+        # would change the file without changing the key, and no byte may change
+        if pem != public_key_pem(bundled_key).encode():
+            raise ConfigError("not canonical")
     except OSError:
         return bad("公開鍵 signing-key.pem がありません / signing-key.pem is missing")
     except ConfigError:

@@ -219,7 +219,8 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
                 sealed = dd.path_of(row["recording_path"]).read_bytes()
                 if hashlib.sha256(sealed).hexdigest() != row["sha256"]:
                     raise SealedFileError(f"{row['id']}: 録音が改変されています (appliance verify) "
-                                          "/ the recording differs from the catalog")
+                                          "/ the recording is altered: it differs from the "
+                                          "catalog")
                 opened = open_sealed(sealed, dd.keys.data_key(row["key_id"], private))
                 read_recording(opened.payload)   # hand out only what decodes
                 rel = f"{bundle.CALLS_DIR}/{row['id']}.opus"
