@@ -19,10 +19,4 @@ def register(sub) -> None:
     dsp_sub = p.add_subparsers(dest="dsp_command", metavar="DETECTOR")
     dsp_sub.required = True
     for name in DSP_COMMAND_MODULES:
-        try:
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue  # that detector family is not built yet
-        mod.register(dsp_sub)
+        importlib.import_module(name).register(dsp_sub)
