@@ -20,6 +20,7 @@ from appliance.errors import ApplianceError
 COMMAND_MODULES = (
     "appliance.cli.records",
     "appliance.cli.run",
+    "appliance.cli.recovery",
     "appliance.cli.users",
     "appliance.cli.holds",
     "appliance.cli.retention",

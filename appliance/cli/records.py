@@ -7,6 +7,7 @@ credential and reveals neither.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sys
@@ -143,6 +144,30 @@ def cmd_extract(args) -> int:
     return 0
 
 
+# --- inspect ----------------------------------------------------------------------
+def cmd_inspect(args) -> int:
+    """Describe a plain Ogg Opus copy (an extract or an export): no key, no catalog."""
+    try:
+        data = args.file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{args.file}: 読めません / cannot read ({exc.strerror})") from None
+    rec = read_recording(data)
+    info = {"file": str(args.file), "duration_s": round(rec.duration_s, 3), "channels": 2,
+            "input_rate": rec.input_rate, "pre_skip": rec.pre_skip, "truncated": rec.truncated,
+            "damaged_pages": rec.damaged_pages, "tags": rec.tags,
+            "sha256": hashlib.sha256(data).hexdigest()}
+    if args.json:
+        json.dump(info, sys.stdout, ensure_ascii=False, indent=1)
+        print()
+        return 0
+    print(f"{args.file}: {info['duration_s']:.2f} s, 2 ch (左 相手方 / 右 職員側), "
+          f"{'途中で切断 / truncated' if rec.truncated else '完全 / complete'}")
+    for k, v in rec.tags.items():
+        print(f"  {k} = {v}")
+    print(f"  SHA-256 {info['sha256']}")
+    return 0
+
+
 # --- verify -----------------------------------------------------------------------
 def cmd_verify(args) -> int:
     with open_catalog(args) as (dd, catalog):
@@ -194,6 +219,12 @@ def register(sub) -> None:
     p.add_argument("--reference", help="参照番号 (文書番号・事案) / reference (document, case)")
     add_credentials(p)
     p.set_defaults(func=cmd_extract)
+
+    p = sub.add_parser("inspect", help="Ogg Opus の複製を調べる (鍵不要) / describe a plain "
+                       "Ogg Opus copy (duration, tags, truncation)")
+    p.add_argument("file", type=Path, metavar="FILE.opus")
+    p.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("verify", help="全録音の改変検査 (鍵不要) / check every recording against "
                        "the catalog (no key needed)")
