@@ -10,23 +10,19 @@ prints the tables.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import tempfile
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+
+from _spandsp_build import SpandspUnavailable, build as _build  # noqa: F401
 
 from appliance.cli.wavio import read_line_wav, write_line_wav
 from appliance.dsp.callerid import decode_caller_id, encode_caller_id
 from appliance.dsp.fsk import dbm0_to_amplitude
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "spandsp_adsi.c"
-BUILD = HERE.parent / ".build"
-BINARY = BUILD / "spandsp_adsi"
 #: every file the bridge reads or writes stays below this many samples (10 s)
 MAX_SAMPLES = 80_000
 
@@ -34,36 +30,9 @@ NUMBER = "0263345000"
 CALLED = "0263345001"
 
 
-class SpandspUnavailable(RuntimeError):
-    pass
-
-
-def _flags() -> list[str]:
-    try:
-        out = subprocess.run(["pkg-config", "--cflags", "--libs", "spandsp"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        return out or ["-lspandsp"]
-    except (OSError, subprocess.CalledProcessError):
-        return ["-lspandsp"]
-
-
-@lru_cache(maxsize=1)
 def build() -> Path:
     """Compile the helper if it is missing or older than its source; return its path."""
-    if BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return BINARY
-    if shutil.which("gcc") is None:
-        raise SpandspUnavailable("gcc is missing (tools/bootstrap.sh test installs it)")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=BUILD, prefix=".spandsp_adsi.")
-    os.close(fd)
-    proc = subprocess.run(["gcc", "-O2", "-Wall", "-o", tmp, str(SOURCE), *_flags(), "-lm"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        raise SpandspUnavailable(f"cannot build the spandsp helper:\n{proc.stderr}")
-    os.replace(tmp, BINARY)          # atomic: parallel sessions never see half a binary
-    return BINARY
+    return _build("spandsp_adsi")
 
 
 def spandsp_generate(standard: str, path: Path, level_dbm0: float, *, number=None,

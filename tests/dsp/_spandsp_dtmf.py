@@ -10,7 +10,6 @@ slot contains it, so one run of each decoder covers a whole sweep.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -20,50 +19,22 @@ from pathlib import Path
 
 import numpy as np
 
+from _spandsp_build import SpandspUnavailable, build as _build  # noqa: F401
+
 from appliance.dsp import gen
 from appliance.dsp.dtmf import DtmfSpec, decode_dtmf
 from appliance.dsp.g711 import ulaw_roundtrip
 
 HERE = Path(__file__).resolve().parent
-SOURCE = HERE / "spandsp_dtmf.c"
-BUILD = HERE.parent / ".build"
-BINARY = BUILD / "spandsp_dtmf"
 RATE = 8000
 #: no signal handed to either decoder is longer than this (20 minutes)
 MAX_SAMPLES = RATE * 1200
 ALL_DIGITS = "123A456B789C*0#D"
 
 
-class SpandspUnavailable(RuntimeError):
-    pass
-
-
-def _flags() -> list[str]:
-    try:
-        out = subprocess.run(["pkg-config", "--cflags", "--libs", "spandsp"],
-                             capture_output=True, text=True, check=True).stdout.split()
-        return out or ["-lspandsp"]
-    except (OSError, subprocess.CalledProcessError):
-        return ["-lspandsp"]
-
-
-@lru_cache(maxsize=1)
 def build() -> Path:
-    """Compile the helper if missing or stale; return its path."""
-    if BINARY.exists() and BINARY.stat().st_mtime >= SOURCE.stat().st_mtime:
-        return BINARY
-    if shutil.which("gcc") is None:
-        raise SpandspUnavailable("gcc is missing (tools/bootstrap.sh test installs it)")
-    BUILD.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=BUILD, prefix=".spandsp_dtmf.")
-    os.close(fd)
-    proc = subprocess.run(["gcc", "-O2", "-Wall", "-o", tmp, str(SOURCE), *_flags(), "-lm"],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        os.unlink(tmp)
-        raise SpandspUnavailable(f"cannot build the spandsp helper:\n{proc.stderr}")
-    os.replace(tmp, BINARY)          # atomic: parallel sessions never see half a binary
-    return BINARY
+    """Compile the helper if it is missing or older than its source; return its path."""
+    return _build("spandsp_dtmf")
 
 
 def spandsp_generate(lines: list[tuple[str, int, int, int, int]]) -> np.ndarray:
