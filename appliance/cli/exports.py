@@ -92,7 +92,7 @@ def cmd_signing_key(args) -> int:
                   sys.stdout, indent=1)
         print()
         return 0
-    print(f"提供物の署名鍵 (公開鍵) / export-signing public key, Ed25519")
+    print("提供物の署名鍵 (公開鍵) / export-signing public key, Ed25519")
     print(f"指紋 / fingerprint (SHA-256): {bundle.fingerprint(key)}")
     print(pem, end="")
     if args.out:

@@ -7,11 +7,22 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from appliance.cli.common import ABSENT_JA, STATE_JA, add_credentials, call_json, open_session, \
-    parse_when
+from appliance.cli.common import (
+    ABSENT_JA,
+    STATE_JA,
+    add_credentials,
+    call_json,
+    open_session,
+    parse_when,
+)
 from appliance.cli.exports import print_export
-from appliance.governance.requests import (close_request, export_request, get_request,
-                                           list_requests, open_request)
+from appliance.governance.requests import (
+    close_request,
+    export_request,
+    get_request,
+    list_requests,
+    open_request,
+)
 from appliance.store.catalog import to_local_text
 
 REQUEST_STATE_JA = {"open": "処理中", "closed": "終了"}

@@ -44,14 +44,14 @@ TERMS_ARTICLE = "要綱第8条第2項"
 TERMS_JA = (
     "通話記録を無断で複製しないこと。（無断複製の禁止）",
     "目的以外の利用及び第三者への無断提供を行わないこと。（目的外利用・第三者への無断提供の禁止）",
-    "目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却、消去等"
-    "必要な処理を行うこと。（目的達成後の速やかな返却・消去）",
+    ("目的を達成したとき又は目的が達成されないことが判明したときは、速やかにデータの返却、消去等"
+     "必要な処理を行うこと。（目的達成後の速やかな返却・消去）"),
 )
 TERMS_EN = (
     "Do not copy the call records without permission.",
     "Do not use them for any other purpose, nor provide them to a third party without permission.",
-    "When the purpose is achieved, or is found to be unachievable, promptly return or erase the "
-    "data and take any other necessary measures.",
+    ("When the purpose is achieved, or is found to be unachievable, promptly return or erase the "
+     "data and take any other necessary measures."),
 )
 # calls whose audio can be provided; 'unanswered' rows (and excluded lines) carry metadata only
 _AUDIO_STATES = ("complete", "truncated")
