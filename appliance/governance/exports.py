@@ -24,6 +24,7 @@ import json
 import os
 import secrets
 import shutil
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -109,9 +110,11 @@ def check_export_ground(session: Session, call_ids: list[str], ground_code: str 
 
 def _new_export_id(session: Session, now: datetime) -> str:
     day = now.astimezone(TOKYO).strftime("%Y%m%d")
-    n = session.catalog.conn.execute(
-        "SELECT COUNT(*) FROM exports WHERE id LIKE ?", (f"EXP-{day}-%",)).fetchone()[0]
-    return f"EXP-{day}-{n + 1:03d}"
+    # the highest number of the day, not a count: robust to gaps
+    last = session.catalog.conn.execute(
+        "SELECT MAX(CAST(substr(id, 14) AS INTEGER)) FROM exports WHERE id LIKE ?",
+        (f"EXP-{day}-%",)).fetchone()[0]
+    return f"EXP-{day}-{(last or 0) + 1:03d}"
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -279,6 +282,12 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
             os.rename(tmp, out)
             renamed = True
         _fsync_dir(out.parent)
+    except sqlite3.IntegrityError:
+        # the number was taken while this bundle was built (two staff at once)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError("同時に作成された提供物と番号が重なりました。もう一度実行してください / "
+                          "another export took the same number meanwhile: run the command again"
+                          ) from None
     except BaseException:
         # nothing unrecorded may stay behind: not the partial build, nor a bundle
         # whose ledger entry did not commit

@@ -54,9 +54,11 @@ def _refuse(session: Session, reason: str, reference: str | None, call_ids=()) -
 
 def _new_request_id(session: Session, now: datetime) -> str:
     day = now.astimezone(TOKYO).strftime("%Y%m%d")
-    n = session.catalog.conn.execute(
-        "SELECT COUNT(*) FROM requests WHERE id LIKE ?", (f"REQ-{day}-%",)).fetchone()[0]
-    return f"REQ-{day}-{n + 1:03d}"
+    # the highest number of the day, not a count: robust to gaps
+    last = session.catalog.conn.execute(
+        "SELECT MAX(CAST(substr(id, 14) AS INTEGER)) FROM requests WHERE id LIKE ?",
+        (f"REQ-{day}-%",)).fetchone()[0]
+    return f"REQ-{day}-{(last or 0) + 1:03d}"
 
 
 def _row(raw: dict) -> dict:

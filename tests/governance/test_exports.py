@@ -376,3 +376,19 @@ def test_recipient_text_is_escaped_on_the_cover(run_cli, datadir, staff, office,
     cover = (tmp_path / "x" / "cover.html").read_text(encoding="utf-8")
     assert "<script>" not in cover and "&lt;script&gt;" in cover and "r&amp;d" in cover
     assert re.search(r"<title>通話記録提供書 EXP-\d{8}-\d{3}</title>", cover)
+
+
+def test_each_export_gets_its_own_number(run_cli, datadir, staff, office, tmp_path):
+    ids = []
+    for i in range(3):
+        code, out, err = export(run_cli, datadir, staff, office[i % 2:i % 2 + 1],
+                                tmp_path / f"b{i}", "--ground", "law", "--reference", f"r{i}",
+                                "--json")
+        assert code == 0, err
+        ids.append(json.loads(out)["export_id"])
+    assert len(set(ids)) == 3
+    if len({i.rsplit("-", 1)[0] for i in ids}) == 1:     # not across midnight (Japan time)
+        assert [int(i.rsplit("-", 1)[1]) for i in ids] == [1, 2, 3]
+    assert sorted(r["id"] for r in exports_rows(datadir)) == ids
+    for i in range(3):
+        assert verify_bundle(tmp_path / f"b{i}").export_id == ids[i]
