@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "appliance.cli.ledger",
     "appliance.cli.dsp",
     "appliance.cli.bench",
+    "appliance.cli.isdn",
 )
 
 DEFAULT_DATA_DIR = Path("/var/lib/appliance")
