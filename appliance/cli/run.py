@@ -54,6 +54,8 @@ def cmd_run(args) -> int:
     from appliance.tapi import open_interface
     from appliance.tapi.sim import SimInterface
 
+    dd = DataDir(args.data_dir)
+    dd.require()
     config = load_config(args.config)
     notice = load_notice(config.notice)
     # --fast runs on simulated time: the calls' times and durations stay true to their audio
@@ -67,7 +69,6 @@ def cmd_run(args) -> int:
                               "[interface] url in the configuration or give --interface")
         base = Path.cwd() if args.interface or config.source is None else config.source.parent
         iface = open_interface(url, clock, base)
-    dd = DataDir(args.data_dir)
     catalog = dd.open_catalog(clock.now())
     with catalog, iface:
         for cid in recover_interrupted(dd, catalog, clock.now()):

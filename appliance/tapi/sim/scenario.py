@@ -319,7 +319,7 @@ def _glitch(g: dict, trunks: dict[str, Trunk]) -> Glitch:
     if event not in GLITCHES:
         raise ValueError(f"event must be one of {', '.join(GLITCHES)}, not {event!r}")
     trunk = g.get("trunk")
-    if event in ("device_lost", "device_back"):
+    if event in ("device_lost", "device_back", "garbage_frames"):
         if trunk is not None and trunk not in trunks:
             raise ValueError(f"unknown trunk {trunk!r}")
     elif trunk not in trunks:
