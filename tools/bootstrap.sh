@@ -8,9 +8,10 @@ cd "$(dirname "$0")/.."
 # Runtime: libopus0 (opuslib looks it up at import), libasound2-dev (pyalsaaudio
 # builds from source). Test tools: opus-tools (opusinfo validates Ogg Opus),
 # ffmpeg, sox and espeak-ng (test audio), libspandsp-dev + gcc (independent
-# DSP reference), alsa-utils.
+# DSP reference), alsa-utils, chromium (browser tests of the staff web service,
+# driven by Playwright through Debian's own browser).
 RUN_PKGS="libopus0 libasound2-dev gcc"
-TEST_PKGS="opus-tools ffmpeg sox espeak-ng libspandsp-dev alsa-utils pkg-config"
+TEST_PKGS="opus-tools ffmpeg sox espeak-ng libspandsp-dev alsa-utils pkg-config chromium chromium-driver"
 want="$RUN_PKGS"
 [ "${1:-}" = "test" ] && want="$RUN_PKGS $TEST_PKGS"
 

@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "appliance.cli.requests",
     "appliance.cli.exports",
     "appliance.cli.ledger",
+    "appliance.cli.web",
     "appliance.cli.dsp",
     "appliance.cli.bench",
     "appliance.cli.isdn",

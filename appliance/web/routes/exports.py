@@ -1,0 +1,151 @@
+"""提供 (exports, R12, R13): the list, creating a bundle, downloading it.
+
+Bundles made here are written under the web service's exports folder
+(``[web] exports_dir``, default ``DATA_DIR/exports``). A bundle is handed
+only to the staff member who made it — the person the ledger's 提供 entry
+names — as a zip of the bundle folder; every download is a 複製 entry of the
+ledger. Anyone else is refused, and the refusal is on the ledger.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import secrets
+import zipfile
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from appliance.governance.access import Action
+from appliance.governance.exports import ExportResult, create_export, list_exports
+from appliance.governance.grounds import GROUNDS
+from appliance.governance.ledger import EntryKind
+from appliance.store.catalog import to_local_text
+from appliance.web.deps import Staff, WebError, current_staff
+from appliance.web.routes.common import GROUND_CHOICES, TEXT_MAX, ObjectId, check_ids
+from appliance.web.routes.login import check_password
+
+router = APIRouter()
+api = APIRouter(prefix="/api/exports", tags=["exports"])
+
+
+class ExportIn(BaseModel):
+    call_ids: list[str] = Field(min_length=1, max_length=100)
+    ground: str = Field(min_length=1, max_length=32)
+    reference: str = Field(min_length=1, max_length=TEXT_MAX)
+    recipient: str = Field(min_length=1, max_length=TEXT_MAX)
+    approver: str | None = Field(None, max_length=TEXT_MAX)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+def new_bundle_path(staff: Staff) -> Path:
+    root = staff.ctx.exports_dir
+    root.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root / f"web-{secrets.token_hex(8)}"
+
+
+def keyed_session(staff: Staff, request: Request, password: str):
+    """The person's own password unwraps the archive key, for this request only."""
+    pw = password.encode()
+    address = request.client.host if request.client else "-"
+    check_password(staff.ctx, staff.catalog, staff.user.name, pw, address)
+    return staff.session(pw)
+
+
+def result_json(r: ExportResult) -> dict:
+    return {"export_id": r.export_id, "call_ids": r.call_ids, "ground": str(r.ground),
+            "reference": r.reference, "manifest_sha256": r.manifest_sha256,
+            "fingerprint": r.fingerprint, "download": f"/api/exports/{r.export_id}/bundle.zip"}
+
+
+def exports(staff: Staff) -> list[dict]:
+    rows = list_exports(staff.session())
+    out = []
+    for r in reversed(rows):
+        info = GROUNDS.get(r["ground"])
+        out.append({"id": r["id"], "created_at": to_local_text(r["created_at"]),
+                    "actor": r["actor"], "ground": r["ground"],
+                    "ground_ja": info.label_ja if info else r["ground"],
+                    "reference": r["reference"], "recipient": r["recipient"],
+                    "call_ids": json.loads(r["call_ids"]), "request_id": r["request_id"],
+                    "mine": r["actor"] == staff.user.name})
+    return out
+
+
+@api.get("", summary="exports made so far")
+def get_exports(staff: Staff = Depends(current_staff)) -> dict:
+    return {"exports": exports(staff)}
+
+
+@api.post("", summary="提供: create a signed bundle for a third party", status_code=201)
+def post_export(body: ExportIn, request: Request, staff: Staff = Depends(current_staff)) -> dict:
+    ids = check_ids(body.call_ids)
+    session = staff.session()
+    # the role is checked before the password is: a refusal costs no key
+    session.authorize(Action.EXPORT, call_ids=ids, reference=body.reference)
+    keyed = keyed_session(staff, request, body.password)
+    result = create_export(keyed, ids, body.ground, body.reference, body.recipient,
+                           new_bundle_path(staff), approver=body.approver or None)
+    return result_json(result)
+
+
+def _zip(folder: Path, top: str) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                z.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+    return buf.getvalue()
+
+
+@api.get("/{export_id}/bundle.zip", summary="download a bundle (its maker only)",
+         response_class=Response, responses={200: {"content": {"application/zip": {}}}})
+def download(export_id: ObjectId, staff: Staff = Depends(current_staff)):
+    session = staff.session()
+    session.authorize(Action.EXPORT, call_ids=[])
+    rows = list(staff.catalog.db["exports"].rows_where("id = ?", [export_id]))
+    if not rows:
+        raise WebError(404, "not_found", f"提供物 {export_id} はありません / no export {export_id}")
+    row = rows[0]
+    ids = json.loads(row["call_ids"])
+    if row["actor"] != staff.user.name:
+        reason = ("提供物は作成した職員のみがダウンロードできます / only the staff member who "
+                  "made an export may download it")
+        session.ledger.append(EntryKind.REFUSED, session.now(), call_ids=ids,
+                              ground=row["ground"], reference=row["reference"],
+                              actor=staff.user.name,
+                              detail={"action": "download", "export": export_id,
+                                      "reason": reason})
+        raise WebError(403, "not_yours", reason)
+    folder = Path(row["path"])
+    root = staff.ctx.exports_dir.resolve()
+    if root not in folder.resolve().parents or not folder.is_dir():
+        raise WebError(404, "not_here", "この提供物はこの装置の提供物フォルダにありません / the "
+                                        "bundle is not in this appliance's exports folder")
+    data = _zip(folder, export_id)
+    session.ledger.append(EntryKind.EXTRACT, session.now(), call_ids=ids, ground=row["ground"],
+                          reference=row["reference"], actor=staff.user.name,
+                          recipient=row["recipient"],
+                          detail={"action": "download", "export": export_id, "via": "web",
+                                  "zip_bytes": len(data)})
+    return Response(data, media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="{export_id}.zip"',
+        "Cache-Control": "no-store"})
+
+
+router.include_router(api)
+
+
+@router.get("/exports", include_in_schema=False)
+def exports_page(request: Request, call_ids: str = "", staff: Staff = Depends(current_staff)):
+    grounds = [g for g in GROUND_CHOICES if g["code"] not in ("duty", "disclosure")]
+    return request.app.state.render(request, "exports.html", {
+        "exports": exports(staff), "grounds": grounds, "staff": staff,
+        "call_ids": call_ids[:2000], "text_max": TEXT_MAX})
+
+
+

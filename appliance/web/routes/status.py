@@ -1,0 +1,83 @@
+"""装置の状態 (appliance status) for staff: lines, storage and retention horizon, alarms.
+
+Built from the catalog and the ledger (what the recorder has written):
+live line states over the recorder's socket come with the operations work.
+Nothing here names a number.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import timedelta
+
+from fastapi import APIRouter, Depends, Request
+
+from appliance.cli.common import STATE_JA
+from appliance.governance.holds import held_call_ids
+from appliance.governance.ledger import EntryKind, Ledger
+from appliance.governance.retention import Sweeper
+from appliance.governance.users import require_staff
+from appliance.store.catalog import to_local_text, to_utc_text
+from appliance.web.deps import Staff, current_staff
+
+router = APIRouter()
+ALARM_DAYS = 7
+
+
+def status(staff: Staff) -> dict:
+    require_staff(staff.user)
+    ctx, cat = staff.ctx, staff.catalog
+    now = ctx.clock.now()
+    lines = [{"site": r[0], "trunk": r[1], "channel": r[2], "calls": r[3],
+              "last_call": to_local_text(r[4]), "recording_now": bool(r[5])}
+             for r in cat.conn.execute(
+                 "SELECT site, trunk, channel, COUNT(*), MAX(started_at),"
+                 " SUM(state = 'recording') FROM calls GROUP BY site, trunk, channel"
+                 " ORDER BY site, trunk, channel")]
+    states = {r[0]: r[1] for r in cat.conn.execute(
+        "SELECT state, COUNT(*) FROM calls GROUP BY state")}
+    oldest = cat.conn.execute("SELECT MIN(started_at) FROM calls WHERE state != 'erased'"
+                              ).fetchone()[0]
+    usage = shutil.disk_usage(ctx.datadir.root)
+    plan = Sweeper(ctx.datadir, cat, ctx.retention, lambda: now).plan(now)
+    res = Ledger(cat).verify()
+    alarms = []
+    if not res.ok:
+        alarms.append({"at": None, "message": f"通話記録管理簿の改ざんを検出 (#{res.first_bad_seq}) / "
+                                              f"ledger chain broken at #{res.first_bad_seq}"})
+    if states.get("truncated"):
+        alarms.append({"at": None, "message": f"途中切断の録音 {states['truncated']} 件 / "
+                                              f"{states['truncated']} truncated recording(s)"})
+    since = to_utc_text(now - timedelta(days=ALARM_DAYS))
+    for seq, at, detail in cat.conn.execute(
+            "SELECT seq, at, detail FROM ledger WHERE kind = ? AND at >= ? ORDER BY seq DESC"
+            " LIMIT 20", (str(EntryKind.MAINTENANCE), since)):
+        d = json.loads(detail or "{}")
+        alarms.append({"at": to_local_text(at),
+                       "message": str(d.get("alarm") or d.get("reason") or d.get("message") or d)})
+    return {
+        "now": to_local_text(to_utc_text(now)),
+        "site": ctx.config.site.name,
+        "lines": lines,
+        "calls_by_state": [{"state": k, "state_ja": STATE_JA.get(k, k), "count": v}
+                           for k, v in sorted(states.items())],
+        "storage": {"total_bytes": usage.total, "free_bytes": usage.free,
+                    "min_free_mb": ctx.retention.min_free_mb},
+        "retention": {"policy": ctx.retention.kind, "policy_ja": ctx.retention.describe_ja(),
+                      "oldest_record": to_local_text(oldest), "due_now": len(plan["erase"]),
+                      "kept_by_holds": len(plan["held"]),
+                      "held_calls": len(held_call_ids(cat, now))},
+        "ledger": {"ok": res.ok, "entries": res.entries},
+        "alarms": alarms,
+    }
+
+
+@router.get("/api/status", tags=["status"], summary="appliance status for staff")
+def get_status(staff: Staff = Depends(current_staff)) -> dict:
+    return status(staff)
+
+
+@router.get("/status", include_in_schema=False)
+def status_page(request: Request, staff: Staff = Depends(current_staff)):
+    return request.app.state.render(request, "status.html", {"s": status(staff), "staff": staff})
