@@ -9,9 +9,10 @@ cd "$(dirname "$0")/.."
 # builds from source). Test tools: opus-tools (opusinfo validates Ogg Opus),
 # ffmpeg, sox and espeak-ng (test audio), libspandsp-dev + gcc (independent
 # DSP reference), alsa-utils, chromium (browser tests of the staff web service,
-# driven by Playwright through Debian's own browser).
+# driven by Playwright through Debian's own browser; a Japanese font so its
+# screenshots are legible).
 RUN_PKGS="libopus0 libasound2-dev gcc"
-TEST_PKGS="opus-tools ffmpeg sox espeak-ng libspandsp-dev alsa-utils pkg-config chromium chromium-driver"
+TEST_PKGS="opus-tools ffmpeg sox espeak-ng libspandsp-dev alsa-utils pkg-config chromium chromium-driver fonts-ipafont-gothic"
 want="$RUN_PKGS"
 [ "${1:-}" = "test" ] && want="$RUN_PKGS $TEST_PKGS"
 

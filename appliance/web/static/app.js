@@ -83,6 +83,12 @@ function next(form, data) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  // search forms: leave empty filters out of the address (the API reads absent as "any")
+  for (const form of document.querySelectorAll("form[method=get]")) {
+    form.addEventListener("submit", () => {
+      for (const el of form.elements) if (el.name && el.value === "") el.disabled = true;
+    });
+  }
   for (const form of document.querySelectorAll("form[data-api]")) {
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
