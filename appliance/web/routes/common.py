@@ -37,7 +37,11 @@ def when(text: str | None, *, end_of_day: bool = False) -> datetime | None:
     """ISO date or date-time (Japan time without offset); a date as an end includes that day."""
     if not text:
         return None
-    t = parse_when(text)
+    try:
+        t = parse_when(text)
+    except ConfigError:
+        # parse_when's message repeats the input; answers never echo what was sent
+        raise ConfigError("日時の形式が正しくありません / not an ISO 8601 date or time") from None
     return t + timedelta(days=1) if end_of_day and len(text) == 10 else t
 
 
