@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Annotated
 
 from fastapi import Path, Response
@@ -39,10 +39,13 @@ def when(text: str | None, *, end_of_day: bool = False) -> datetime | None:
         return None
     try:
         t = parse_when(text)
-    except ConfigError:
+        if end_of_day and len(text) == 10:
+            t += timedelta(days=1)
+        t.astimezone(timezone.utc)          # year 1 or 9999 overflow here, not in a query
+    except (ConfigError, ValueError, OverflowError):
         # parse_when's message repeats the input; answers never echo what was sent
         raise ConfigError("日時の形式が正しくありません / not an ISO 8601 date or time") from None
-    return t + timedelta(days=1) if end_of_day and len(text) == 10 else t
+    return t
 
 
 def number_filter(text: str | None) -> str | None:
