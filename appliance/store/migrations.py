@@ -143,10 +143,28 @@ def _v3_engine(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v4_operations(conn: sqlite3.Connection) -> None:
+    _run_script(conn, """
+        ALTER TABLE calls ADD COLUMN clock_unsynced INTEGER NOT NULL DEFAULT 0;  -- made while NTP was not synchronised
+        CREATE TABLE alarms (
+            id INTEGER PRIMARY KEY,
+            code TEXT NOT NULL,                -- appliance.ops.alarms.AlarmCode
+            subject TEXT NOT NULL DEFAULT '',  -- the line or device it concerns ('' = the appliance)
+            raised_at TEXT NOT NULL,           -- UTC
+            last_at TEXT NOT NULL,             -- UTC, the latest time the cause was seen
+            cleared_at TEXT,                   -- UTC; NULL while active
+            count INTEGER NOT NULL DEFAULT 1,
+            detail TEXT NOT NULL DEFAULT ''    -- technician-level text, never a number
+        );
+        CREATE UNIQUE INDEX alarms_active ON alarms (code, subject) WHERE cleared_at IS NULL
+    """)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: calls, users, ledger", _v1_initial),
     Migration(2, "governance: holds, disclosure requests, exports, erasure", _v2_governance),
     Migration(3, "engine: offered_at, overrun_frames, excluded", _v3_engine),
+    Migration(4, "operations: alarms, calls.clock_unsynced", _v4_operations),
 )
 
 
