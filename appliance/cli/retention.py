@@ -45,13 +45,16 @@ def cmd_sweep(args) -> int:
         result = _sweeper(args, dd, catalog).sweep()
     summary = {"erased": result.erased, "finished_interrupted": result.finished,
                "held_kept": result.held_kept, "pressure_erased": result.pressure_erased,
-               "alarms": result.alarms}
+               "exports_removed": result.exports_removed, "alarms": result.alarms}
     if args.json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=1)
         print()
     else:
         print(f"廃棄 {len(result.erased)} 件 / erased {len(result.erased)}; "
               f"保管延長により保持 {result.held_kept} 件 / kept by holds {result.held_kept}")
+        if result.exports_removed:
+            print(f"期限切れの提供物 {len(result.exports_removed)} 件を消去 / removed "
+                  f"{len(result.exports_removed)} expired export bundle(s)")
         if result.finished:
             print(f"中断された廃棄を完了 {result.finished} 件 / finished {result.finished} "
                   "interrupted erasure(s)")

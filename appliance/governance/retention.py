@@ -29,6 +29,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 
 from appliance.errors import ConfigError
 from appliance.governance.holds import active_holds_sql
@@ -59,17 +60,21 @@ class RetentionPolicy:
     days: int = 90
     #: storage pressure: below this much free space the oldest unheld records go first
     min_free_mb: int = 0
+    #: export bundles kept on the appliance (plain audio, for download) this long
+    export_keep_hours: int = 24
 
     def __post_init__(self) -> None:
         if self.kind not in POLICIES:
             raise ConfigError(f"[retention] policy must be one of {', '.join(POLICIES)}")
-        if not 1 <= self.months <= 120 or not 1 <= self.days <= 3660 or self.min_free_mb < 0:
-            raise ConfigError("[retention] months 1–120, days 1–3660, min_free_mb ≥ 0")
+        if (not 1 <= self.months <= 120 or not 1 <= self.days <= 3660 or self.min_free_mb < 0
+                or not 0 <= self.export_keep_hours <= 24 * 31):
+            raise ConfigError("[retention] months 1–120, days 1–3660, min_free_mb ≥ 0, "
+                              "export_keep_hours 0–744")
 
     @classmethod
     def from_config(cls, table: dict | None) -> "RetentionPolicy":
         table = dict(table or {})
-        unknown = set(table) - {"policy", "months", "days", "min_free_mb"}
+        unknown = set(table) - {"policy", "months", "days", "min_free_mb", "export_keep_hours"}
         if unknown:
             raise ConfigError(f"[retention] 不明なキー / unknown keys: {', '.join(sorted(unknown))}")
         try:
@@ -121,6 +126,7 @@ class SweepResult:
     held_kept: int = 0                   # expired but held: kept (R7)
     pressure_erased: list[str] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
+    exports_removed: list[str] = field(default_factory=list)
 
 
 class Sweeper:
@@ -228,6 +234,7 @@ class Sweeper:
         result.held_kept = self.catalog.conn.execute(
             f"SELECT COUNT(*) FROM calls WHERE {where} AND {held_sql}", args).fetchone()[0]
         self._erase(rows, "retention", result.erased)
+        self._remove_old_exports(result)
         self._relieve_pressure(result)
         # erased numbers must not linger in the write-ahead log either
         self.catalog.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -235,6 +242,27 @@ class Sweeper:
             log.info("retention sweep: %d erased, %d under storage pressure, %d held kept",
                      len(result.erased), len(result.pressure_erased), result.held_kept)
         return result
+
+    def _remove_old_exports(self, result: SweepResult) -> None:
+        """Bundles left on the appliance hold plain audio: they go after a day (R16).
+
+        Only bundles inside the data directory (where the web service puts
+        them) are the appliance's to remove; a CLI export written elsewhere
+        (a removable disk) is the exporter's responsibility.
+        """
+        at = self.now()
+        cutoff = to_utc_text(at - timedelta(hours=self.policy.export_keep_hours))
+        root = self.datadir.root.resolve()
+        for export_id, path in self.catalog.conn.execute(
+                "SELECT id, path FROM exports WHERE created_at < ? ORDER BY created_at",
+                (cutoff,)).fetchall():
+            bundle = Path(path)
+            if root not in bundle.parents or not bundle.exists():
+                continue
+            _remove_tree(bundle)
+            self.ledger.append(EntryKind.ERASE, at, actor="retention", reference=export_id,
+                               detail={"reason": "export bundle expired", "export": export_id})
+            result.exports_removed.append(export_id)
 
     def _relieve_pressure(self, result: SweepResult) -> None:
         need = self.policy.min_free_mb * 1024 * 1024
@@ -263,6 +291,28 @@ class Sweeper:
             log.warning("ALARM %s", text)
             self.ledger.append(EntryKind.MAINTENANCE, at, actor="retention",
                                detail={"alarm": text})
+
+
+def _remove_tree(path: Path) -> None:
+    """Overwrite each file before unlinking it (as for data keys), then the folders."""
+    if path.is_file() or path.is_symlink():
+        paths = [path]
+    else:
+        paths = sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True)
+    for p in paths:
+        if p.is_symlink() or p.is_file():
+            if not p.is_symlink():
+                with open(p, "r+b") as f:
+                    size = f.seek(0, os.SEEK_END)
+                    f.seek(0)
+                    f.write(b"\0" * size)
+                    f.flush()
+                    os.fsync(f.fileno())
+            p.unlink()
+        elif p.is_dir():
+            p.rmdir()
+    if path.is_dir():
+        path.rmdir()
 
 
 def _free_bytes(path) -> int:

@@ -273,3 +273,23 @@ def test_sweep_over_100000_calls(office, capsys):
     with capsys.disabled():
         print(f"\n[bench] retention sweep: {len(expected)} of 100000 calls erased in "
               f"{elapsed:.1f} s ({1e3 * elapsed / len(expected):.2f} ms per erasure)")
+
+
+def test_export_bundles_on_the_appliance_are_removed_after_a_day(office):
+    from appliance.governance.exports import create_export
+    cid = office.call(jst(2026, 1, 5, 9, 0))
+    inside = office.dd.root / "exports" / "web-1"
+    inside.parent.mkdir()
+    outside = office.dd.root.parent / "usb-stick-bundle"
+    for out in (inside, outside):
+        create_export(office.session, [cid], "law", "法令照会-2", "長野県警", out)
+    assert any(p.suffix == ".opus" for p in inside.rglob("*"))
+    office.clock.advance(23 * 3600)
+    assert office.sweeper().sweep().exports_removed == []
+    office.clock.advance(2 * 3600)
+    result = office.sweeper().sweep()
+    assert len(result.exports_removed) == 1
+    assert not inside.exists()             # plain audio no longer on the appliance
+    assert outside.exists()                # a copy written elsewhere is the exporter's
+    assert Ledger(office.catalog).entries()[-1]["kind"] == "erase"
+    assert intact(office, cid)             # the record itself is untouched
