@@ -6,6 +6,7 @@ import importlib
 
 BENCH_MODULES = (
     "appliance.bench.dsp",
+    "appliance.bench.pipeline",
     "appliance.bench.store",
 )
 
