@@ -30,6 +30,7 @@ class EntryKind(StrEnum):
     MAINTENANCE = "maintenance"  # 保守
     REFUSED = "refused"        # 拒否
     INIT = "init"              # 初期設定
+    TIER = "tier"              # 別媒体へ移管 (second retention stage)
     REQUEST = "request"        # 開示請求 (受付・終了; R15)
 
 
@@ -37,7 +38,7 @@ KIND_LABELS_JA = {
     EntryKind.RECORD: "録音", EntryKind.LISTEN: "閲覧", EntryKind.EXTRACT: "複製",
     EntryKind.PROVIDE: "提供", EntryKind.HOLD: "保管延長", EntryKind.RELEASE: "延長解除",
     EntryKind.ERASE: "廃棄", EntryKind.USER: "利用者管理", EntryKind.MAINTENANCE: "保守",
-    EntryKind.REFUSED: "拒否", EntryKind.INIT: "初期設定",
+    EntryKind.REFUSED: "拒否", EntryKind.INIT: "初期設定", EntryKind.TIER: "別媒体へ移管",
     EntryKind.REQUEST: "開示請求",
 }
 

@@ -24,6 +24,7 @@ never candidates, not even under storage pressure.
 from __future__ import annotations
 
 import calendar
+import hashlib
 import logging
 import os
 from collections.abc import Callable
@@ -40,6 +41,8 @@ from appliance.store.datadir import DataDir
 log = logging.getLogger(__name__)
 
 ERASABLE_STATES = ("complete", "truncated", "unanswered")
+#: where the separate media of a tiered policy is mounted, inside the data dir
+TIER_DIR = "tier"
 POLICIES = ("months", "days", "end_of_next_month")
 BATCH = 200
 
@@ -62,19 +65,24 @@ class RetentionPolicy:
     min_free_mb: int = 0
     #: export bundles kept on the appliance (plain audio, for download) this long
     export_keep_hours: int = 24
+    #: second stage on separate media mounted at DATA_DIR/tier (大阪市水道局: 6 + 6
+    #: months): 0 = none; otherwise records move there when the first period
+    #: ends and are erased this many months later
+    tier_months: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in POLICIES:
             raise ConfigError(f"[retention] policy must be one of {', '.join(POLICIES)}")
         if (not 1 <= self.months <= 120 or not 1 <= self.days <= 3660 or self.min_free_mb < 0
-                or not 0 <= self.export_keep_hours <= 24 * 31):
+                or not 0 <= self.export_keep_hours <= 24 * 31 or not 0 <= self.tier_months <= 120):
             raise ConfigError("[retention] months 1–120, days 1–3660, min_free_mb ≥ 0, "
-                              "export_keep_hours 0–744")
+                              "export_keep_hours 0–744, tier_months 0–120")
 
     @classmethod
     def from_config(cls, table: dict | None) -> "RetentionPolicy":
         table = dict(table or {})
-        unknown = set(table) - {"policy", "months", "days", "min_free_mb", "export_keep_hours"}
+        unknown = set(table) - {"policy", "months", "days", "min_free_mb", "export_keep_hours",
+                                "tier_months"}
         if unknown:
             raise ConfigError(f"[retention] 不明なキー / unknown keys: {', '.join(sorted(unknown))}")
         try:
@@ -84,39 +92,65 @@ class RetentionPolicy:
 
     def describe_ja(self) -> str:
         if self.kind == "months":
-            return f"記録日の翌日から{self.months}か月 (要綱第7条第5項)"
-        if self.kind == "days":
-            return f"記録日の翌日から{self.days}日"
-        return "記録月の翌月末まで"
+            text = f"記録日の翌日から{self.months}か月 (要綱第7条第5項)"
+        elif self.kind == "days":
+            text = f"記録日の翌日から{self.days}日"
+        else:
+            text = "記録月の翌月末まで"
+        return text + (f", その後別媒体で{self.tier_months}か月" if self.tier_months else "")
 
     def erasable_from(self, recorded: date) -> date:
         """The Japan-time day from whose 00:00 a record made on ``recorded`` may be erased."""
+        primary = self.primary_ends(recorded)
+        if not self.tier_months:
+            return primary
+        # the second period starts where the first ended, counted the same way
+        return _months_after(primary - timedelta(days=1), self.tier_months)
+
+    def primary_ends(self, recorded: date) -> date:
+        """The day from whose 00:00 the first period is over (erasure, or the move to the tier)."""
         start = recorded + timedelta(days=1)       # 初日不算入
         if self.kind == "days":
             return start + timedelta(days=self.days)
         if self.kind == "end_of_next_month":
             y, m = divmod(recorded.month + 1, 12)  # first day of the month after next
             return date(recorded.year + y, m + 1, 1)
-        corresponding = _add_months(start, self.months)
-        if corresponding is None:                  # no such day: the period ends with the month
-            nxt = _add_months(date(start.year, start.month, 1), self.months + 1)
-            assert nxt is not None
-            return nxt
-        return corresponding
+        return _months_after(recorded, self.months)
 
     def erasable_at(self, recorded: date) -> datetime:
         return datetime.combine(self.erasable_from(recorded), time.min, TOKYO)
 
     def last_expired_day(self, now: datetime) -> date:
         """The latest recording day whose records are erasable at ``now`` (monotonic search)."""
-        today = now.astimezone(TOKYO).date()
-        d = today
-        # periods are at most ~10 years: step back until expired, bounded
-        for _ in range(4000):
-            if self.erasable_at(d) <= now:
-                return d
-            d -= timedelta(days=1)
-        return d
+        return _last_day(now, self.erasable_from)
+
+    def last_primary_day(self, now: datetime) -> date:
+        """The latest recording day whose first period is over at ``now``."""
+        return _last_day(now, self.primary_ends)
+
+
+def _months_after(last_day_before: date, months: int) -> date:
+    """The day from which ``months`` calendar months counted from the day after
+    ``last_day_before`` are over; where the final month lacks the corresponding
+    day, the period ends with that month (民法第143条)."""
+    start = last_day_before + timedelta(days=1)
+    corresponding = _add_months(start, months)
+    if corresponding is None:
+        nxt = _add_months(date(start.year, start.month, 1), months + 1)
+        assert nxt is not None
+        return nxt
+    return corresponding
+
+
+def _last_day(now: datetime, ends: Callable[[date], date]) -> date:
+    today = now.astimezone(TOKYO).date()
+    d = today
+    # periods are at most ~20 years: step back until over, bounded
+    for _ in range(8000):
+        if datetime.combine(ends(d), time.min, TOKYO) <= now:
+            return d
+        d -= timedelta(days=1)
+    return d
 
 
 @dataclass
@@ -127,6 +161,7 @@ class SweepResult:
     pressure_erased: list[str] = field(default_factory=list)
     alarms: list[str] = field(default_factory=list)
     exports_removed: list[str] = field(default_factory=list)
+    moved_to_tier: list[str] = field(default_factory=list)
 
 
 class Sweeper:
@@ -234,14 +269,73 @@ class Sweeper:
         result.held_kept = self.catalog.conn.execute(
             f"SELECT COUNT(*) FROM calls WHERE {where} AND {held_sql}", args).fetchone()[0]
         self._erase(rows, "retention", result.erased)
+        if self.policy.tier_months:
+            self._move_to_tier(result)
         self._remove_old_exports(result)
         self._relieve_pressure(result)
+        for text in result.alarms:
+            log.warning("ALARM %s", text)
+            self.ledger.append(EntryKind.MAINTENANCE, self.now(), actor="retention",
+                               detail={"alarm": text})
         # erased numbers must not linger in the write-ahead log either
         self.catalog.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         if result.erased or result.pressure_erased:
             log.info("retention sweep: %d erased, %d under storage pressure, %d held kept",
                      len(result.erased), len(result.pressure_erased), result.held_kept)
         return result
+
+    def _move_to_tier(self, result: SweepResult) -> None:
+        """Records past their first period move to the separate media (DATA_DIR/tier).
+
+        Crash-safe: copy to a temporary name, force it to the media, check its
+        SHA-256 against the catalog, rename, point the catalog row at it, then
+        remove the original; an original left behind by a crash is removed on
+        the next sweep. Only the sealed file moves: its key stays here, so the
+        separate media alone reveals nothing.
+        """
+        tier = self.datadir.root / TIER_DIR
+        for (relpath,) in self.catalog.conn.execute(
+                "SELECT recording_path FROM calls WHERE recording_path LIKE ?",
+                (f"{TIER_DIR}/%",)).fetchall():
+            original = self.datadir.path_of(relpath[len(TIER_DIR) + 1:])
+            if original.exists():
+                original.unlink()
+        at = self.now()
+        cutoff = datetime.combine(self.policy.last_primary_day(at) + timedelta(days=1),
+                                  time.min, TOKYO)
+        rows = self.catalog.conn.execute(
+            "SELECT id, recording_path, sha256 FROM calls WHERE state IN ('complete', 'truncated')"
+            " AND recording_path IS NOT NULL AND recording_path NOT LIKE ? AND started_at < ?"
+            " ORDER BY started_at, id", (f"{TIER_DIR}/%", to_utc_text(cutoff))).fetchall()
+        if not rows:
+            return
+        if not tier.is_dir():
+            result.alarms.append(f"別媒体が {tier} にありません / separate media not mounted at "
+                                 f"{tier}: {len(rows)} record(s) wait on the primary storage")
+            return
+        for call_id, relpath, sha in rows:
+            src = self.datadir.path_of(relpath)
+            dst_rel = f"{TIER_DIR}/{relpath}"
+            dst = self.datadir.path_of(dst_rel)
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            data = src.read_bytes()
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            if hashlib.sha256(tmp.read_bytes()).hexdigest() != sha:
+                tmp.unlink()
+                result.alarms.append(f"{call_id}: 別媒体への複写が一致しません / the copy on the "
+                                     "separate media does not match; the record stays")
+                continue
+            os.replace(tmp, dst)
+            with self.catalog.transaction():
+                self.catalog.update_call(call_id, recording_path=dst_rel)
+                self.ledger.append(EntryKind.TIER, at, call_ids=[call_id], actor="retention",
+                                   reference=self.policy.describe_ja(), detail={"sha256": sha})
+            src.unlink()
+            result.moved_to_tier.append(call_id)
 
     def _remove_old_exports(self, result: SweepResult) -> None:
         """Bundles left on the appliance hold plain audio: they go after a day (R16).
@@ -287,10 +381,6 @@ class Sweeper:
         if self.free_bytes() < need:
             result.alarms.append("空き容量が不足しています (残りは保管延長中の記録のみ) / storage "
                                  "still below its minimum; only held records remain")
-        for text in result.alarms:
-            log.warning("ALARM %s", text)
-            self.ledger.append(EntryKind.MAINTENANCE, at, actor="retention",
-                               detail={"alarm": text})
 
 
 def _remove_tree(path: Path) -> None:

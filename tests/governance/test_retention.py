@@ -44,6 +44,9 @@ def jst(*a):
     (RetentionPolicy(kind="days", days=90), date(2026, 1, 5), date(2026, 4, 6)),
     (RetentionPolicy(kind="end_of_next_month"), date(2026, 1, 5), date(2026, 3, 1)),
     (RetentionPolicy(kind="end_of_next_month"), date(2026, 12, 15), date(2027, 2, 1)),
+    # 6 months, then 6 more on separate media (大阪市水道局)
+    (RetentionPolicy(months=6, tier_months=6), date(2026, 1, 5), date(2027, 1, 6)),
+    (RetentionPolicy(months=6, tier_months=6), date(2026, 8, 30), date(2027, 9, 1)),
 ])
 def test_day_boundary(policy, recorded, erasable):
     assert policy.erasable_from(recorded) == erasable
@@ -293,3 +296,38 @@ def test_export_bundles_on_the_appliance_are_removed_after_a_day(office):
     assert outside.exists()                # a copy written elsewhere is the exporter's
     assert Ledger(office.catalog).entries()[-1]["kind"] == "erase"
     assert intact(office, cid)             # the record itself is untouched
+
+
+def test_tiered_policy_moves_to_separate_media_then_erases(office):
+    from appliance.store.opus import read_recording
+    from appliance.store.sealed import open_sealed
+    policy = RetentionPolicy(months=6, tier_months=6)
+    cid = office.call(jst(2026, 1, 5, 9, 0))
+    row = office.row(cid)
+    assert policy.primary_ends(date(2026, 1, 5)) == date(2026, 7, 6)
+    start = office.clock.now()
+
+    def go(t):
+        office.clock.sleep_until((t - start).total_seconds())
+    go(jst(2026, 7, 6))
+    result = office.sweeper(policy).sweep()           # separate media not mounted yet
+    assert result.moved_to_tier == [] and "not mounted" in result.alarms[0]
+    assert intact(office, cid)
+    (office.dd.root / "tier").mkdir()
+    result = office.sweeper(policy).sweep()
+    assert result.moved_to_tier == [cid] and result.erased == []
+    moved = office.row(cid)
+    assert moved["recording_path"] == "tier/" + row["recording_path"]
+    assert not office.dd.path_of(row["recording_path"]).exists()
+    # still a record: verified by hash, and staff can still open it
+    data = office.dd.path_of(moved["recording_path"]).read_bytes()
+    key = office.dd.keys.data_key(moved["key_id"], office.session.archive_key())
+    assert read_recording(open_sealed(data, key).payload).duration_s > 0
+    from appliance.store.verify import verify_recordings
+    assert [f.status for f in verify_recordings(office.dd, office.catalog)] == ["intact"]
+    assert Ledger(office.catalog).entries()[-1]["kind"] == "tier"
+    go(jst(2027, 1, 5, 23, 59))
+    assert office.sweeper(policy).sweep().erased == []
+    go(jst(2027, 1, 6))
+    assert office.sweeper(policy).sweep().erased == [cid]
+    assert erased(office, cid)
