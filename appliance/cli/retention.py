@@ -45,13 +45,17 @@ def cmd_sweep(args) -> int:
         result = _sweeper(args, dd, catalog).sweep()
     summary = {"erased": result.erased, "finished_interrupted": result.finished,
                "held_kept": result.held_kept, "pressure_erased": result.pressure_erased,
-               "exports_removed": result.exports_removed, "alarms": result.alarms}
+               "exports_removed": result.exports_removed,
+               "moved_to_tier": result.moved_to_tier, "alarms": result.alarms}
     if args.json:
         json.dump(summary, sys.stdout, ensure_ascii=False, indent=1)
         print()
     else:
         print(f"廃棄 {len(result.erased)} 件 / erased {len(result.erased)}; "
               f"保管延長により保持 {result.held_kept} 件 / kept by holds {result.held_kept}")
+        if result.moved_to_tier:
+            print(f"別媒体へ移管 {len(result.moved_to_tier)} 件 / moved {len(result.moved_to_tier)} "
+                  "to the separate media")
         if result.exports_removed:
             print(f"期限切れの提供物 {len(result.exports_removed)} 件を消去 / removed "
                   f"{len(result.exports_removed)} expired export bundle(s)")
