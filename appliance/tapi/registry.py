@@ -15,9 +15,12 @@ from appliance.errors import UnknownInterface
 from appliance.tapi.contract import LineInterface
 
 #: scheme -> module with ``open(url_rest, clock, base_dir) -> LineInterface``
-BACKENDS = {"sim": "appliance.tapi.sim.interface"}
-#: schemes the design names whose backends come with the hardware issue
-PLANNED = ("alsa+serial", "gpio", "isdn")
+BACKENDS = {"sim": "appliance.tapi.sim.interface",
+            "alsa+serial": "appliance.tapi.usbiface",     # the USB interface (issue 5)
+            "isdn": "appliance.tapi.usbiface_isdn",       # the same device, ISDN trunks by default
+            "gpio": "appliance.tapi.gpio"}                # the single-line GPIO variant
+#: schemes the design names whose backends are not built yet
+PLANNED: tuple[str, ...] = ()
 
 
 def open_interface(url: str, clock: Clock, base_dir: Path | None = None) -> LineInterface:

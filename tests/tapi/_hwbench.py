@@ -1,0 +1,80 @@
+"""Test helpers: the interface emulator on stand-ins (pty, ALSA file PCM over a FIFO)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+
+from appliance.clock import FakeClock
+from appliance.tapi.emulator import Emulator, alsa_config
+from appliance.tapi.sim import SimInterface, load_scenario
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = ROOT / "scenarios"
+
+
+@contextmanager
+def bench(tmp_path: Path, monkeypatch, scenario: Path, pacing: str = "lockstep"):
+    """An emulator speaking ``scenario``; yields (emulator, alsa+serial URL without trunks)."""
+    d = tmp_path / "bench"
+    d.mkdir(exist_ok=True)
+    conf = d / "asound.conf"
+    conf.write_text(alsa_config(d / "capture.fifo", d / "playback.raw"), encoding="utf-8")
+    (d / "playback.raw").write_bytes(b"")
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    sim = SimInterface(load_scenario(scenario), FakeClock(START))
+    emu = Emulator(sim, d / "ctl", d / "capture.fifo", d / "playback.raw", pacing).start()
+    trunks = ",".join(t.id for t in sim.scenario.trunks)
+    url = (f"alsa+serial://{d / 'ctl'}?capture=appliance_capture&playback=appliance_playback"
+           f"&trunks={trunks}")
+    try:
+        yield emu, url
+    finally:
+        emu.stop()
+
+
+def relative_catalog(calls: list[dict]) -> list[dict]:
+    """Catalog rows with times relative to the first call (each run has its own epoch)."""
+    if not calls:
+        return []
+    t0 = min(datetime.fromisoformat(c["started_at"]) for c in calls)
+    out = []
+    for c in sorted(calls, key=lambda c: (c["started_at"], c["trunk"], c["channel"])):
+        row = {k: v for k, v in c.items() if k not in ("id", "sha256")}
+        for k in ("started_at", "answered_at", "ended_at"):
+            if row.get(k):
+                row[k] = round((datetime.fromisoformat(row[k]) - t0).total_seconds(), 4)
+        out.append(row)
+    return out
+
+
+START = datetime(2026, 1, 5, 9, 0, 0).astimezone()
+
+
+def record(datadir: Path, iface, listeners=(), max_periods: int | None = None):
+    """Run the engine on ``iface`` into ``datadir`` as ``appliance run`` composes it."""
+    from appliance.config import Config
+    from appliance.engine.capture import Engine
+    from appliance.engine.notice import load_notice
+    from appliance.engine.recorder import CallRecorder
+    from appliance.engine.reports import Reporter
+    from appliance.engine.writer import ThreadedSink, Writer
+    from appliance.store.datadir import DataDir
+
+    config = Config()
+    dd = DataDir(datadir)
+    catalog = dd.open_catalog(iface.epoch)
+    with catalog:
+        sink = ThreadedSink(Writer(dd, catalog), config.engine.writer_queue_chunks,
+                            wait_when_full=True)
+        reporter = Reporter(list(listeners))
+        recorder = CallRecorder(dd, catalog, config.site.name, config.encoder, sink)
+        engine = Engine(iface, recorder, config, load_notice(config.notice), reporter)
+        try:
+            engine.run(max_periods)
+        finally:
+            engine.finish()
+            sink.close()
+            reporter.close()
+    return engine
