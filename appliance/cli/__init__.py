@@ -31,6 +31,7 @@ COMMAND_MODULES = (
     "appliance.cli.dsp",
     "appliance.cli.bench",
     "appliance.cli.isdn",
+    "appliance.cli.console",
 )
 
 DEFAULT_DATA_DIR = Path("/var/lib/appliance")

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import subprocess
 import sys
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from appliance.clock import FakeClock, SystemClock
 from appliance.config import load_config
-from appliance.errors import ConfigError
+from appliance.errors import ApplianceError, ConfigError
 from appliance.store.catalog import TOKYO
 from appliance.store.datadir import DataDir
 
@@ -45,6 +51,79 @@ def _printer(report) -> None:
         print(f"警報 / ALARM {report.what}: {report.count} {report.detail}", flush=True)
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    # systemd stops the recorder with SIGTERM: close the calls in progress, as on Ctrl-C
+    raise KeyboardInterrupt
+
+
+def _run_quietly(argv):
+    return subprocess.run(list(argv), capture_output=True, text=True, timeout=10, check=False)
+
+
+@dataclass
+class Operations:
+    notifier: object
+    watchdog: object | None
+    monitor: object
+    server: object | None
+    led: object
+
+    def ready(self) -> None:
+        self.notifier.ready("録音中 / recording")
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
+        self.monitor.stop()
+        try:
+            self.monitor.check()     # the state the recorder leaves behind
+        except Exception:            # noqa: BLE001 — shutting down: log and go on
+            logging.getLogger(__name__).exception("final alarm check failed")
+        if self.server is not None:
+            self.server.close()
+        self.led.close()
+
+
+def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock) -> Operations:
+    """Live status socket, alarm monitor, fault LED and systemd watchdog around the engine."""
+    from appliance.governance.retention import RetentionPolicy
+    from appliance.ops.alarms import AlarmRegistry
+    from appliance.ops.leds import GpioFaultLed, NullLed
+    from appliance.ops.live import LiveServer, LiveState, socket_path
+    from appliance.ops.monitor import AlarmSettings, Monitor, free_bytes_of, ntp_synchronised
+    from appliance.ops.watchdog import CaptureWatchdog, Notifier, watchdog_interval
+
+    log = logging.getLogger(__name__)
+    settings = AlarmSettings.from_config(config.raw.get("alarms"))
+    policy = RetentionPolicy.from_config(config.raw.get("retention"))
+    led = NullLed()
+    if settings.fault_led_pin is not None:
+        try:
+            led = GpioFaultLed(settings.fault_led_pin)
+        except Exception as exc:     # noqa: BLE001 — no GPIO here: alarms still reach the journal
+            log.error("fault LED on pin %s unavailable: %s", settings.fault_led_pin, exc)
+    registry = AlarmRegistry(alarm_catalog, clock.now, led)
+    live = LiveState(engine, engine.notice.samples)
+    engine.observers.append(live)
+    monitor = Monitor(registry, live, settings=settings, min_free_mb=policy.min_free_mb,
+                      free_bytes=free_bytes_of(dd.root),
+                      ntp=lambda: ntp_synchronised(_run_quietly), recorder=recorder)
+    reporter.listeners.append(monitor.on_report)
+    notifier = Notifier(os.environ.get("NOTIFY_SOCKET"))
+    try:
+        server = LiveServer(live, socket_path(dd.root),
+                            extra=lambda: {"ntp_synchronised": monitor.ntp_state})
+    except (OSError, ApplianceError) as exc:
+        log.error("live status socket unavailable: %s", exc)
+        server = None
+    monitor.start()
+    interval = watchdog_interval(os.environ)
+    watchdog = None
+    if interval is not None:
+        watchdog = CaptureWatchdog(notifier, lambda: engine.stats.periods, interval).start()
+    return Operations(notifier, watchdog, monitor, server, led)
+
+
 def cmd_run(args) -> int:
     from appliance.engine.capture import Engine
     from appliance.engine.notice import load_notice
@@ -70,7 +149,8 @@ def cmd_run(args) -> int:
         base = Path.cwd() if args.interface or config.source is None else config.source.parent
         iface = open_interface(url, clock, base)
     catalog = dd.open_catalog(clock.now())
-    with catalog, iface:
+    alarm_catalog = dd.open_catalog(clock.now())    # its own connection: other threads use it
+    with catalog, alarm_catalog, iface:
         for cid in recover_interrupted(dd, catalog, clock.now()):
             print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
                   flush=True)
@@ -79,14 +159,22 @@ def cmd_run(args) -> int:
         reporter = Reporter([_printer])
         recorder = CallRecorder(dd, catalog, config.site.name, config.encoder, sink)
         engine = Engine(iface, recorder, config, notice, reporter)
+        ops = start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock)
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
         try:
+            ops.ready()
             engine.run()
         except KeyboardInterrupt:
             print("停止 / stopping: closing calls in progress", file=sys.stderr, flush=True)
         finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+            ops.notifier.stopping()
             engine.finish()
             sink.close()
             reporter.close()
+            ops.close()
         st = engine.stats
         print(f"終了 / done: {st.periods * 0.02:.1f} s of line time, {st.lost_frames} frames lost, "
               f"{st.bad_periods} bad periods, {sum(st.problems.values())} line problems", flush=True)

@@ -65,6 +65,9 @@ class Engine:
             self._by_device.setdefault(ln.info.device, []).append(ln)
         self._last_alarm = -ALARM_EVERY
         self._lost_reported = 0
+        #: called as fn(engine, period, far, near) after every period, in the capture
+        #: thread, so they keep its contract (appliance/ops/live.py: levels, line tests)
+        self.observers: list = []
 
     def time(self, sample: int) -> datetime:
         return self.epoch + timedelta(seconds=sample / LINE_RATE)
@@ -110,6 +113,13 @@ class Engine:
                 except Exception:        # noqa: BLE001
                     pass
         self._check_overrun(period.sample)
+        for obs in self.observers:
+            try:
+                obs(self, period, far, near)
+            except Exception as exc:     # noqa: BLE001 — an observer's bug must not stop capture
+                self.stats.line_errors += 1
+                self.report(Alarm("observer_failed", self.stats.line_errors,
+                                  f"{type(exc).__name__}"))
 
     def _route(self, ev, per_line: dict[int, list]) -> None:
         if ev.kind in (EventKind.DEVICE_LOST, EventKind.DEVICE_BACK) and ev.trunk is None:

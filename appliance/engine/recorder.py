@@ -129,6 +129,8 @@ class ActiveRecording:
             far_number=far_number, near_number=near_number, called_number=called_number,
             number_absent_reason=number_absent_reason, notice=notice,
             overrun_frames=self.lost_frames)
+        if self.recorder.clock_unsynced:
+            fields["clock_unsynced"] = 1      # the clock lost NTP during the call
         recorded = self.encoder.duration_s
         self.sink.submit(FinishJob(self.call_id, self.encoder.close(), fields, ended_at, recorded))
         self.encoder = None
@@ -145,6 +147,9 @@ class CallRecorder:
         self.settings = settings
         self.sink = sink if sink is not None else InlineSink(Writer(datadir, catalog))
         self._public = SealedBox(datadir.keys.public_key())   # read once, before capture starts
+        #: set by the operations monitor while NTP is not synchronised: calls made
+        #: meanwhile are flagged in the catalog (their times may be wrong)
+        self.clock_unsynced = False
 
     def start(self, trunk: str, channel: int, direction: str, started_at: datetime, *,
               offered_at: datetime | None = None, hold: bool = False) -> ActiveRecording:
@@ -157,6 +162,7 @@ class CallRecorder:
             "direction": direction, "started_at": to_utc_text(started_at), "notice": "none",
             "state": "recording", "recording_path": relpath, "key_id": key_id,
             "offered_at": to_utc_text(offered_at or started_at),
+            "clock_unsynced": int(self.clock_unsynced),
         }
         job = OpenJob(call_id, row, key_id, self._public.encrypt(data_key), relpath)
         encoder = RecordingEncoder(CallTags(call_id, self.site, trunk, channel, started_at),
@@ -171,7 +177,8 @@ class CallRecorder:
         row = {"id": call_id, "site": self.site, "trunk": trunk, "channel": channel,
                "direction": direction, "started_at": to_utc_text(offered_at),
                "offered_at": to_utc_text(offered_at), "ended_at": to_utc_text(ended_at),
-               "notice": "none", "state": state, "excluded": int(excluded), **numbers}
+               "notice": "none", "state": state, "excluded": int(excluded),
+               "clock_unsynced": int(self.clock_unsynced), **numbers}
         self.sink.submit(RowJob(row, ended_at))
         return call_id
 

@@ -252,4 +252,5 @@ class LineWire:
 
     @property
     def idle(self) -> bool:
-        return self.script is None and not self.pending
+        # a line test's tone or notice plays on an idle line too
+        return self.script is None and not self.pending and not self.plays

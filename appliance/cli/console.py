@@ -1,0 +1,56 @@
+"""``appliance console``: the technician's login shell (appliance/console/)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from appliance.clock import SystemClock
+from appliance.config import load_config
+from appliance.store.datadir import DataDir
+
+
+def cmd_console(args) -> int:
+    from appliance.console.commands import SYSTEM_BIN_DIRS, ConsoleContext, ToolRunner
+    from appliance.console.shell import ConsoleShell, session_info
+
+    config = load_config(args.config)
+    dd = DataDir(args.data_dir)
+    clock = SystemClock()
+    catalog = dd.open_catalog(clock.now()) if dd.initialised else None
+    info = session_info()
+    runner = ToolRunner(args.bin_dir or SYSTEM_BIN_DIRS)
+
+    def write(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def ask(prompt: str) -> str:
+        try:
+            return input(prompt)
+        except EOFError:
+            return ""
+
+    ctx = ConsoleContext(dd.root, config, catalog, runner, clock.now, write, ask,
+                         actor=f"{info['login']} (保守 technician)", session=info)
+    try:
+        if catalog is None:
+            write("注意: データディレクトリ未初期設定 / data directory not initialised "
+                  "(記録・管理簿の項目は使えません)\n")
+        ctx.ledger("login")
+        ConsoleShell(ctx).cmdloop()
+        ctx.ledger("logout")
+    finally:
+        if catalog is not None:
+            catalog.close()
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("console", help="保守コンソール (シリアル端末のログインシェル) / the "
+                                       "technician's serial console (login shell)")
+    p.add_argument("--bin-dir", type=Path, action="append", metavar="DIR",
+                   help="systemctl, timedatectl, journalctl, ip を探すディレクトリ (既定 /usr/bin "
+                        "等、$PATH は使わない) / where the system tools are (default /usr/bin, "
+                        "/usr/sbin; never $PATH); repeatable")
+    p.set_defaults(func=cmd_console)
