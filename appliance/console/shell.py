@@ -46,7 +46,7 @@ class ConsoleShell(cmd.Cmd):
                 import readline
                 # bracketed paste writes escape sequences a plain serial terminal would show
                 readline.parse_and_bind("set enable-bracketed-paste off")
-                readline.set_completer_delims(" \t/")
+                readline.set_completer_delims(" \t")
             except ImportError:
                 self.use_rawinput = False
 
