@@ -23,3 +23,24 @@ bench: bootstrap
 
 clean:
 	rm -rf $(VENV) $(DATA) .pytest_cache
+
+# The appliance image (image/README.md). Not part of `make test`: a build takes
+# minutes, needs root and Debian's mirror. Trees and images go to IMAGE_DIR.
+IMAGE_DIR ?= /tmp/appliance-image
+.PHONY: image image-check image-boot image-clean
+
+image:          # arm64 SD-card image for a Raspberry Pi 4 (disk.img + update/)
+	@image/deps.sh arm64
+	image/build.sh --arch arm64 --out $(IMAGE_DIR)/arm64 --disk
+
+image-check:    # the same recipe for amd64 into a directory tree, then its checks
+	@image/deps.sh amd64
+	image/build.sh --arch amd64 --out $(IMAGE_DIR)/amd64
+	image/check.sh $(IMAGE_DIR)/amd64
+
+image-boot:     # boot image-check's tree under qemu, reach `appliance console`
+	@image/deps.sh boot
+	python3 image/boot.py $(IMAGE_DIR)/amd64
+
+image-clean:
+	rm -rf $(IMAGE_DIR)

@@ -65,7 +65,7 @@ packages() {
         printf '%s\n' "$body"
     done | LC_ALL=C sort -u | paste -sd, -
 }
-INCLUDE="$(packages "$HERE/packages.txt" "$HERE/packages-$ARCH.txt")"
+INCLUDE="$(packages "$HERE/packages.txt" "$HERE/packages-$ARCH.txt" "$HERE/packages-build.txt")"
 
 WORK="$OUT.work"
 rm -rf "$OUT" "$WORK"
@@ -106,7 +106,7 @@ fi
 #    and what it depends on. mmdebstrap honours SOURCE_DATE_EPOCH and removes
 #    apt's lists and caches itself, so no download cache is left in the tree.
 COMPONENTS=main
-[ "$ARCH" = arm64 ] && COMPONENTS="main non-free-firmware"   # raspi-firmware
+if [ "$ARCH" = arm64 ]; then COMPONENTS="main non-free-firmware"; fi   # raspi-firmware
 mmdebstrap --mode=root --variant=apt --architectures="$ARCH" \
     --include="$INCLUDE" \
     --aptopt='APT::Install-Recommends "false"' \

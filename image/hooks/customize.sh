@@ -10,6 +10,9 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 in_root() { chroot "$ROOT" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 \
     SOURCE_DATE_EPOCH="$SOURCE_DATE_EPOCH" DEBIAN_FRONTEND=noninteractive "$@"; }
 
+# The image's own files first (the technician's login shell is one of them).
+cp -a "$HERE/rootfs/." "$ROOT/"
+
 # --- accounts -----------------------------------------------------------------
 # Fixed ids: the data partition outlives the root image (re-imaging, A/B
 # updates), so its owners must have the same numbers in every build.
@@ -29,26 +32,24 @@ in_root usermod --password '*' root
 # --- the package ------------------------------------------------------------------
 # A virtualenv on Debian's python3, filled from the wheelhouse only (--no-index):
 # nothing is fetched here. The sdists (pyalsaaudio) compile against the tree's
-# own libasound; the compilers are removed again right after.
-BUILD_DEPS="gcc libc6-dev python3-dev libasound2-dev"
+# own libasound with the compilers build.sh added to the package list
+# (packages-build.txt); they are purged again right after.
 cp -r "$WORK/wheelhouse" "$ROOT/tmp/wheelhouse"
-in_root apt-get install -y --no-install-recommends $BUILD_DEPS >/dev/null
 in_root python3 -m venv /opt/appliance/.venv
 VPIP=(/opt/appliance/.venv/bin/python -m pip --no-cache-dir --disable-pip-version-check)
 in_root "${VPIP[@]}" install --quiet --no-index --find-links /tmp/wheelhouse \
     "$(grep -E '^setuptools==' "$WORK/wheelhouse/requirements.txt")"
 in_root "${VPIP[@]}" install --quiet --no-index --find-links /tmp/wheelhouse --no-build-isolation \
     -r /tmp/wheelhouse/requirements.txt /tmp/wheelhouse/appliance-*.whl
-in_root apt-get purge -y --autoremove $BUILD_DEPS >/dev/null
-in_root apt-get clean
+mapfile -t BUILD_DEPS < <(grep -v -E '^\s*(#|$)' "$HERE/packages-build.txt")
+in_root apt-get purge -y --autoremove "${BUILD_DEPS[@]}" >/dev/null
 rm -rf "$ROOT/tmp/wheelhouse"
 
 # --- files of the image ------------------------------------------------------------
-cp -a "$HERE/rootfs/." "$ROOT/"
 install -D -m 0644 "$APPLIANCE_CONFIG" "$ROOT/etc/appliance/appliance.toml"
 # The telephony interface's udev rules, when the hardware issue has added them.
 for r in "$REPO"/hw/*.rules; do
-    [ -e "$r" ] && install -D -m 0644 "$r" "$ROOT/etc/udev/rules.d/$(basename "$r")"
+    if [ -e "$r" ]; then install -D -m 0644 "$r" "$ROOT/etc/udev/rules.d/$(basename "$r")"; fi
 done
 
 # The units of ../systemd/ as they are at build time (vendor units, so drop-ins
@@ -85,7 +86,7 @@ if [ "$OPS_CONSOLE" = 0 ]; then
 fi
 ENABLE+=(appliance-await-init.service appliance-init-done.path
          systemd-networkd.service systemd-resolved.service systemd-timesyncd.service)
-[ "$ARCH" = arm64 ] && ENABLE+=(appliance-grow-data.service)
+if [ "$ARCH" = arm64 ]; then ENABLE+=(appliance-grow-data.service appliance-update-commit.service); fi
 systemctl --root="$ROOT" enable "${ENABLE[@]}"
 printf '%s\n' "${ENABLE[@]}" > "$ROOT/usr/lib/appliance/enabled-units"
 # Never SSH: the package is not in the list; make sure nothing pulled it in.
@@ -128,6 +129,5 @@ echo "console=$CONSOLE_TTY,115200 ro rootwait fsck.repair=yes" > "$ROOT/usr/lib/
 # --- leave nothing of the build behind --------------------------------------------------
 rm -rf "$ROOT"/var/log/* "$ROOT"/var/cache/* "$ROOT"/tmp/* "$ROOT"/var/tmp/* \
        "$ROOT"/var/lib/apt/lists/* "$ROOT"/root/.cache
-find "$ROOT/opt/appliance" -name '__pycache__' -path '*/pip/*' -prune -exec rm -rf {} +
 # Every file's time is the source's time: the same input gives the same tree.
 find "$ROOT" -xdev -newermt "@$SOURCE_DATE_EPOCH" -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" {} +
