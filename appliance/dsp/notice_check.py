@@ -23,22 +23,25 @@ from appliance.units import LINE_RATE
 class NoticeCheck:
     def __init__(self, reference: np.ndarray, start: int, min_gain: float = 0.5,
                  min_ms: float = 200.0) -> None:
-        self.ref = np.asarray(reference, np.float64)
+        # the reference is kept as given (the engine shares one read-only int16
+        # notice between all calls) and converted a slice at a time: a float64 copy
+        # per call would cost 8 bytes a sample, about 0.6 MB a call for a 9.5 s notice
+        self.ref = np.asarray(reference)
         self.start = start
         self.min_gain = min_gain
-        self.min_energy = float(np.mean(self.ref ** 2)) * min_ms * LINE_RATE / 1000.0
+        ref = self.ref.astype(np.float64)
+        self.min_energy = float(np.mean(ref ** 2)) * min_ms * LINE_RATE / 1000.0
         self.cross = 0.0
         self.energy = 0.0
 
     def feed(self, sample: int, near) -> None:
         """``near`` begins at absolute ``sample``; parts outside the playback are ignored."""
-        near = np.asarray(near, np.float64)
         lo = max(sample, self.start)
-        hi = min(sample + near.size, self.start + self.ref.size)
+        hi = min(sample + np.size(near), self.start + self.ref.size)
         if lo >= hi:
-            return
-        r = self.ref[lo - self.start:hi - self.start]
-        x = near[lo - sample:hi - sample]
+            return          # most of a call: the notice is over
+        r = np.asarray(self.ref[lo - self.start:hi - self.start], np.float64)
+        x = np.asarray(near, np.float64).reshape(-1)[lo - sample:hi - sample]
         self.cross += float(r @ x)
         self.energy += float(r @ r)
 

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from appliance.config import Config
+from appliance.engine.encoding import PeriodEncoder
 from appliance.engine.line import Line
 from appliance.engine.notice import Notice
 from appliance.engine.recorder import CallRecorder
@@ -65,6 +66,9 @@ class Engine:
             self._by_device.setdefault(ln.info.device, []).append(ln)
         self._last_alarm = -ALARM_EVERY
         self._lost_reported = 0
+        # the lines stage their frames; the period's end encodes them on both cores
+        self.encoder = PeriodEncoder()
+        recorder.batch = self.encoder
         #: called as fn(engine, period, far, near) after every period, in the capture
         #: thread, so they keep its contract (appliance/ops/live.py: levels, line tests)
         self.observers: list = []
@@ -112,6 +116,11 @@ class Engine:
                     line._idle()
                 except Exception:        # noqa: BLE001
                     pass
+        try:
+            self.encoder.run()
+        except Exception as exc:         # noqa: BLE001 — a codec error must not stop capture
+            self.stats.line_errors += 1
+            self.report(Alarm("encoder_failed", self.stats.line_errors, f"{type(exc).__name__}"))
         self._check_overrun(period.sample)
         for obs in self.observers:
             try:
@@ -154,3 +163,4 @@ class Engine:
         for ln in self.lines:
             if ln.call is not None and ln.call.rec is not None:
                 ln._end(end, end)
+        self.encoder.close()

@@ -25,6 +25,7 @@ import numpy as np
 from nacl.public import SealedBox
 
 from appliance.governance.ledger import EntryKind, Ledger
+from appliance.engine.encoding import PeriodEncoder
 from appliance.engine.writer import (AppendJob, FinishJob, InlineSink, OpenJob, RowJob,
                                      UpdateJob, Writer)
 from appliance.store.catalog import TOKYO, Catalog, from_utc_text, to_utc_text
@@ -65,6 +66,7 @@ class ActiveRecording:
         first = encoder.start()
         self._held: list[bytes] | None = [first] if hold else None
         self._fields: dict = {}
+        self._staged = False           # a frame waits in the period encoder
         if not hold:
             self.sink.submit(open_job)
             self.sink.submit_audio(AppendJob(call_id, first))
@@ -80,7 +82,29 @@ class ActiveRecording:
         if self._held is None and not self.sink.has_room():
             self.lost_frames += 1
             return False
-        data = self.encoder.write(far, near)
+        batch = self.recorder.batch
+        if batch is None:
+            self._hand_over(self.encoder.write(far, near))
+        else:                      # encoded at the period's end, on both cores (encoding.py)
+            if self._staged:
+                self._settle()     # a second frame in one period (the last, at hang-up)
+            self.encoder.stage(far, near)
+            self._staged = True
+            batch.add(self)
+        return True
+
+    def _settle(self) -> None:
+        """Encode a staged frame now: before anything that must follow it in order."""
+        if self._staged:
+            self.recorder.batch.remove(self)
+            self._deliver(self.encoder.encode_staged())
+
+    def _deliver(self, packet: bytes) -> None:
+        self._staged = False
+        if self.encoder is not None:
+            self._hand_over(self.encoder.add_packet(packet))
+
+    def _hand_over(self, data: bytes) -> None:
         if data:
             if self._held is not None:
                 self._held.append(data)
@@ -88,12 +112,12 @@ class ActiveRecording:
                     self.commit()      # undecided too long: keep the audio rather than lose it
             else:
                 self.sink.submit_audio(AppendJob(self.call_id, data))
-        return True
 
     def commit(self) -> None:
         """A held recording is kept: its row, then everything encoded so far."""
         if self._held is None:
             return
+        self._settle()
         held, self._held = self._held, None
         self.sink.submit(self._open_job)
         for data in held:
@@ -106,6 +130,9 @@ class ActiveRecording:
 
     def discard(self) -> None:
         """A held recording of an excluded call: nothing reaches disk."""
+        if self._staged:
+            self.recorder.batch.remove(self)
+            self._staged = False
         self._held = []
         self.encoder = None       # the data key goes with it
 
@@ -121,6 +148,7 @@ class ActiveRecording:
                notice: str = "none", state: str = "complete") -> dict:
         if self.encoder is None:
             return {}
+        self._settle()
         self.commit()
         duration = (ended_at - answered_at).total_seconds() if answered_at else None
         fields = dict(
@@ -147,6 +175,8 @@ class CallRecorder:
         self.settings = settings
         self.sink = sink if sink is not None else InlineSink(Writer(datadir, catalog))
         self._public = SealedBox(datadir.keys.public_key())   # read once, before capture starts
+        #: set by the engine: frames are then encoded at each period's end (encoding.py)
+        self.batch: PeriodEncoder | None = None
         #: set by the operations monitor while NTP is not synchronised: calls made
         #: meanwhile are flagged in the catalog (their times may be wrong)
         self.clock_unsynced = False

@@ -18,6 +18,7 @@ that the caller (the sealed-file writer) decides where they go and when.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 from dataclasses import dataclass, field
 
@@ -34,6 +35,20 @@ CHANNELS = 2           # 0 = far party (left), 1 = near / staff side (right)
 MAPPING_FAMILY = 1
 STREAMS, COUPLED = 2, 0
 VENDOR = "appliance call recorder (libopus via opuslib-next)"
+#: what opuslib-next passes as max_data_bytes (the PCM buffer's length): kept, so
+#: that the encoder's decisions, and so the packets, stay the same
+_MAX_PACKET = FRAME_SAMPLES * CHANNELS * 2
+
+# Our own handle on the library opuslib-next found, so that setting argtypes here
+# does not touch its function objects. The encoder state still comes from
+# opuslib-next; only the per-frame call is direct: it writes into buffers made
+# once per recording instead of a new PCM bytes object, a new output buffer and
+# two copies of the packet per 20 ms frame. Like every ctypes call it releases
+# the GIL while libopus works.
+_ms_encode = ctypes.CDLL(opus.api.lib_location).opus_multistream_encode
+_ms_encode.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p,
+                       ctypes.c_int32)
+_ms_encode.restype = ctypes.c_int32
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,10 @@ class OggOpusWriter:
         self._enc.complexity = settings.complexity
         self._enc.signal = opus.SIGNAL_VOICE
         self.pre_skip = self._enc.lookahead * (GRANULE_RATE // LINE_RATE)
+        self._state = ctypes.cast(self._enc.msencoder_state, ctypes.c_void_p)
+        self._pcm = np.zeros((FRAME_SAMPLES, CHANNELS), dtype="<i2")   # interleaved legs
+        self._pcm_ptr = self._pcm.ctypes.data
+        self._packet = ctypes.create_string_buffer(_MAX_PACKET)
         self._serial = serial & 0xFFFFFFFF
         self._seq = 0
         # 48 kHz samples the packets so far decode to (the pre-skip is inside them)
@@ -111,13 +130,26 @@ class OggOpusWriter:
             self._pending, self._pending_segments = [], 0
 
     def _encode(self, far: np.ndarray, near: np.ndarray) -> bytes:
+        self.stage(far, near)
+        return self.encode_staged()
+
+    def stage(self, far: np.ndarray, near: np.ndarray) -> None:
+        """Copy one frame of both legs into this writer's own PCM buffer (holds the GIL)."""
         if far.shape != (FRAME_SAMPLES,) or near.shape != (FRAME_SAMPLES,):
             # libopus reads past a short buffer without checking: refuse it here
             raise ValueError(f"each leg needs exactly {FRAME_SAMPLES} samples per frame")
-        pcm = np.empty((FRAME_SAMPLES, CHANNELS), dtype="<i2")
+        pcm = self._pcm
         pcm[:, 0] = far
         pcm[:, 1] = near
-        return self._enc.encode(pcm.tobytes(), FRAME_SAMPLES)
+
+    def encode_staged(self) -> bytes:
+        """The staged frame's Opus packet. Touches only this writer's buffers and
+        libopus (which runs without the GIL), so different recordings may encode
+        in different threads at once; ``add_packet`` then orders the pages."""
+        n = _ms_encode(self._state, self._pcm_ptr, FRAME_SAMPLES, self._packet, _MAX_PACKET)
+        if n < 0:
+            raise opus.OpusError(n)
+        return ctypes.string_at(self._packet, n)
 
     def _add(self, packet: bytes) -> None:
         segments = len(packet) // 255 + 1
@@ -131,7 +163,14 @@ class OggOpusWriter:
         """Encode one frame; returns the pages finished by it (usually b"")."""
         if self.closed:
             raise ValueError("writer is closed")
-        self._add(self._encode(np.asarray(far, dtype=np.int16), np.asarray(near, dtype=np.int16)))
+        return self.add_packet(self._encode(np.asarray(far, dtype=np.int16),
+                                            np.asarray(near, dtype=np.int16)))
+
+    def add_packet(self, packet: bytes) -> bytes:
+        """Append the next frame's packet (from ``encode_staged``); returns finished pages."""
+        if self.closed:
+            raise ValueError("writer is closed")
+        self._add(packet)
         self.frames += 1
         self._real_granule = self._granule
         if len(self._pending) >= self.settings.frames_per_page:

@@ -56,7 +56,19 @@ class RecordingEncoder:
         return self._seal.chunk(self._ogg.flush(), 0)
 
     def write(self, far: np.ndarray, near: np.ndarray) -> bytes:
-        pages = self._ogg.write(far, near)
+        return self.add_packet(self._ogg._encode(np.asarray(far, dtype=np.int16),
+                                                 np.asarray(near, dtype=np.int16)))
+
+    # ``write`` in three steps, so that the GIL-free middle one can run in another
+    # thread (engine/encoding.py): stage and add_packet hold the GIL and keep order
+    def stage(self, far: np.ndarray, near: np.ndarray) -> None:
+        self._ogg.stage(far, near)
+
+    def encode_staged(self) -> bytes:
+        return self._ogg.encode_staged()
+
+    def add_packet(self, packet: bytes) -> bytes:
+        pages = self._ogg.add_packet(packet)
         self.frames += 1
         return self._seal.chunk(pages, self.samples) if pages else b""
 
