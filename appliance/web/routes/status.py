@@ -1,28 +1,26 @@
 """装置の状態 (appliance status) for staff: lines, storage and retention horizon, alarms.
 
-Built from the catalog and the ledger (what the recorder has written):
-live line states over the recorder's socket come with the operations work.
-Nothing here names a number.
+Live line states come from the recorder's status socket (appliance.ops);
+active alarms from the alarm registry in the catalog, the same list the
+technician's console shows. Nothing here names a number.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-from datetime import timedelta
 
 from fastapi import APIRouter, Depends, Request
 
 from appliance.cli.common import STATE_JA
 from appliance.governance.holds import held_call_ids
-from appliance.governance.ledger import EntryKind, Ledger
+from appliance.governance.ledger import Ledger
 from appliance.governance.retention import Sweeper
 from appliance.governance.users import require_staff
+from appliance.ops.status import appliance_status
 from appliance.store.catalog import to_local_text, to_utc_text
 from appliance.web.deps import Staff, current_staff
 
 router = APIRouter()
-ALARM_DAYS = 7
 
 
 def status(staff: Staff) -> dict:
@@ -49,13 +47,15 @@ def status(staff: Staff) -> dict:
     if states.get("truncated"):
         alarms.append({"at": None, "message": f"途中切断の録音 {states['truncated']} 件 / "
                                               f"{states['truncated']} truncated recording(s)"})
-    since = to_utc_text(now - timedelta(days=ALARM_DAYS))
-    for seq, at, detail in cat.conn.execute(
-            "SELECT seq, at, detail FROM ledger WHERE kind = ? AND at >= ? ORDER BY seq DESC"
-            " LIMIT 20", (str(EntryKind.MAINTENANCE), since)):
-        d = json.loads(detail or "{}")
-        alarms.append({"at": to_local_text(at),
-                       "message": str(d.get("alarm") or d.get("reason") or d.get("message") or d)})
+    ops = appliance_status(ctx.datadir.root, cat)
+    for a in ops["alarms"]:
+        where = f" ({a['subject']})" if a["subject"] else ""
+        alarms.append({"at": a["raised_at"], "code": a["code"],
+                       "message": f"{a['label']}{where}"})
+    live = {(ln["trunk"], ln["channel"]): ln for ln in (ops["live"] or {}).get("lines", [])}
+    for ln in lines:
+        now_line = live.get((ln["trunk"], ln["channel"]))
+        ln["state"] = now_line["state_label"] if now_line else None
     return {
         "now": to_local_text(to_utc_text(now)),
         "site": ctx.config.site.name,
@@ -70,6 +70,7 @@ def status(staff: Staff) -> dict:
                       "held_calls": len(held_call_ids(cat, now))},
         "ledger": {"ok": res.ok, "entries": res.entries},
         "alarms": alarms,
+        "recorder_running": ops["recorder_running"],
     }
 
 
