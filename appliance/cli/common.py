@@ -22,7 +22,8 @@ STATE_JA = {"recording": "録音中", "complete": "完了", "truncated": "途中
             "unanswered": "不応答", "erased": "廃棄済"}
 CALL_FIELDS = ("id", "site", "trunk", "channel", "direction", "started_at", "answered_at",
                "ended_at", "duration_s", "far_number", "near_number", "called_number",
-               "number_absent_reason", "notice", "state", "sha256", "size", "recorded_s")
+               "number_absent_reason", "notice", "state", "sha256", "size", "recorded_s",
+               "clock_unsynced")
 
 
 def add_credentials(p) -> None:
@@ -68,6 +69,8 @@ def parse_when(text: str) -> datetime:
 
 def call_json(row: dict) -> dict:
     out = {k: row.get(k) for k in CALL_FIELDS}
+    # recorded while the clock was not synchronised: its times are doubtful
+    out["clock_unsynced"] = bool(out["clock_unsynced"])
     for k in ("started_at", "answered_at", "ended_at"):
         out[k] = to_local_text(row.get(k))
     return out
