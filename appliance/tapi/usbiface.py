@@ -154,7 +154,8 @@ class UsbInterface(LineInterface):
                 events += self._events
                 self._events = []
         else:
-            self.clock.sleep_until(self._mono0 + p1 / LINE_RATE)
+            # silence at the line's pace, counted from the loss (the device paced us before)
+            self.clock.sleep_until(self._lost_mono + (p1 - self._lost_sample) / LINE_RATE)
             if self.clock.monotonic() >= self._next_retry:
                 self._try_reopen(p0)
                 events += self._events
@@ -229,7 +230,7 @@ class UsbInterface(LineInterface):
     def _ctl_present(self) -> bool:
         return "://" in self.ctl or os.path.exists(self.ctl)
 
-    def _open(self) -> None:
+    def _open(self, base: int = 0) -> None:
         if not self._ctl_present():
             raise sc.LinkLost("control node absent")
         link = sc.SerialLink(self.ctl)
@@ -241,7 +242,7 @@ class UsbInterface(LineInterface):
             link.close()
             raise
         self._link, self._audio = link, audio
-        self._base = self._sample
+        self._base = base                   # the next period starts device sample 0
         self._hb = -1
         self._late_run = 0
         self._plays.clear()
@@ -266,12 +267,13 @@ class UsbInterface(LineInterface):
         self._plays.clear()
         self._path_on.clear()
         self._events.append(LineEvent(EventKind.DEVICE_LOST, s, None, 0, self.device))
+        self._lost_mono, self._lost_sample = self.clock.monotonic(), s
         self._next_retry = self.clock.monotonic() + self.retry_s
 
     def _try_reopen(self, s: int) -> None:
         self._next_retry = self.clock.monotonic() + self.retry_s
         try:
-            self._open()
+            self._open(base=s + FRAME_SAMPLES)
         except (sc.LinkLost, AudioLost, OSError):
             self.stats.reopen_failures += 1
             return
