@@ -126,7 +126,9 @@ mmdebstrap --mode=root --variant=apt --architectures="$ARCH" \
 
 # 3. What went in, to compare two builds (README: "Reproducibility").
 chroot "$OUT" dpkg-query -W -f '${Package}=${Version}\n' | LC_ALL=C sort > "$OUT.manifest/packages.txt"
-chroot "$OUT" /opt/appliance/.venv/bin/python -m pip freeze --all | LC_ALL=C sort > "$OUT.manifest/python.txt"
+chroot "$OUT" env PYTHONDONTWRITEBYTECODE=1 /opt/appliance/.venv/bin/python -m pip freeze --all | LC_ALL=C sort > "$OUT.manifest/python.txt"
+# Every file's time is the source's time: the same input gives the same tree.
+find "$OUT" -xdev -newermt "@$SOURCE_DATE_EPOCH" -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" {} +
 python3 "$HERE/tree-digest.py" "$OUT" > "$OUT.manifest/tree.txt"
 sha256sum "$OUT.manifest/tree.txt" | cut -d' ' -f1 > "$OUT.manifest/tree.sha256"
 rm -rf "$WORK"

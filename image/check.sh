@@ -11,13 +11,15 @@ ROOT="${1:-/tmp/appliance-image/amd64}"
 passed=0; failed=0
 ok()   { passed=$((passed + 1)); echo "ok    $*"; }
 bad()  { failed=$((failed + 1)); echo "FAIL  $*"; }
-# chroot with a private /proc and /dev, so the tree is never left with mounts
-# (the mounts die with the namespace, even if this script is killed).
+# chroot with a private /proc, /dev and /tmp, so the tree is never left with mounts
+# (they die with the namespace, even if this script is killed) and the checks
+# write nothing into it (tmpfs /tmp and /run, no bytecode).
 in_root() {
     unshare --mount --fork -- sh -c '
         r="$1"; shift
-        mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev"
-        exec chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/ "$@"
+        mount -t proc proc "$r/proc" && mount --rbind /dev "$r/dev" && mount -t tmpfs tmpfs "$r/tmp" && mount -t tmpfs tmpfs "$r/run"
+        exec chroot "$r" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LC_ALL=C.UTF-8 HOME=/ \
+            PYTHONDONTWRITEBYTECODE=1 "$@"
     ' in_root "$ROOT" "$@"
 }
 TMP="$(mktemp -d)"

@@ -18,6 +18,8 @@ cp -a "$HERE/rootfs/." "$ROOT/"
 # updates), so its owners must have the same numbers in every build.
 # useradd leaves the password field locked ('!'): no account has a password.
 in_root groupadd --system --gid 900 appliance
+in_root groupadd --system --gid 904 appliance-tech   # technicians (ops issue's polkit rule)
+in_root groupadd --system --gid 905 gpio             # the recorder's SupplementaryGroups
 in_root useradd --system --uid 901 --gid appliance --home-dir /nonexistent --no-create-home \
     --shell /usr/sbin/nologin --comment "appliance recorder" appliance-rec
 in_root useradd --system --uid 902 --gid appliance --home-dir /nonexistent --no-create-home \
@@ -40,7 +42,7 @@ VPIP=(/opt/appliance/.venv/bin/python -m pip --no-cache-dir --disable-pip-versio
 in_root "${VPIP[@]}" install --quiet --no-index --find-links /tmp/wheelhouse \
     "$(grep -E '^setuptools==' "$WORK/wheelhouse/requirements.txt")"
 in_root "${VPIP[@]}" install --quiet --no-index --find-links /tmp/wheelhouse --no-build-isolation \
-    -r /tmp/wheelhouse/requirements.txt /tmp/wheelhouse/appliance-*.whl
+    -r /tmp/wheelhouse/requirements.txt "/tmp/wheelhouse/$(cd "$ROOT/tmp/wheelhouse" && ls appliance-*.whl)"
 mapfile -t BUILD_DEPS < <(grep -v -E '^\s*(#|$)' "$HERE/packages-build.txt")
 in_root apt-get purge -y --autoremove "${BUILD_DEPS[@]}" >/dev/null
 rm -rf "$ROOT/tmp/wheelhouse"
@@ -52,37 +54,64 @@ for r in "$REPO"/hw/*.rules; do
     if [ -e "$r" ]; then install -D -m 0644 "$r" "$ROOT/etc/udev/rules.d/$(basename "$r")"; fi
 done
 
-# The units of ../systemd/ as they are at build time (vendor units, so drop-ins
-# in /etc/systemd/system/*.d/ can adjust them for the image).
+# The units of ../systemd/ as committed (build.sh's git archive), as vendor units
+# so that drop-ins in /etc/systemd/system/*.d/ can adjust them for the image.
+SRC="$WORK/src"
 UNITDIR="$ROOT/usr/lib/systemd/system"
-cp -r "$REPO/systemd/." "$UNITDIR/"
-find "$UNITDIR" -maxdepth 1 -name 'appliance*' -type f -exec chmod 0644 {} +
-
 ENABLE=()
+for f in "$SRC"/systemd/*; do
+    b="$(basename "$f")"
+    case "$b" in
+        *.service|*.timer|*.path|*.socket|*.target) install -m 0644 "$f" "$UNITDIR/$b" ;;
+    esac
+done
 for u in appliance-recorder.service appliance-web.service appliance-retention.timer; do
     if [ -f "$UNITDIR/$u" ]; then ENABLE+=("$u"); else echo "customize: no $u in systemd/" >&2; fi
 done
-# The console & operations issue's getty/console unit(s), whatever their name: a
-# template is enabled on the console port.
-OPS_CONSOLE=0
-for f in "$REPO"/systemd/*; do
-    b="$(basename "$f")"
-    case "$b" in
-        *getty*|*console*) OPS_CONSOLE=1 ;;
-        *) continue ;;
-    esac
-    case "$b" in
-        *@.service) ENABLE+=("${b%@.service}@$CONSOLE_TTY.service") ;;
-        *.service|*.socket|*.path|*.timer) ENABLE+=("$b") ;;
-    esac
+# The console & operations issue's serial console (docs/operations.md): its getty
+# drop-in goes on this board's console port, its login shell to
+# /opt/appliance/bin/appliance-console (in /etc/shells), its polkit rule to
+# /etc/polkit-1/rules.d/ (in force only where polkitd is installed).
+GETTY_DROPIN="$(find "$SRC/systemd" -path '*serial-getty@*.service.d/*.conf' | head -1)"
+if [ -n "$GETTY_DROPIN" ]; then
+    install -D -m 0644 "$GETTY_DROPIN" \
+        "$ROOT/etc/systemd/system/serial-getty@$CONSOLE_TTY.service.d/$(basename "$GETTY_DROPIN")"
+fi
+if [ -f "$SRC/systemd/appliance-console-shell" ]; then
+    install -D -m 0755 "$SRC/systemd/appliance-console-shell" "$ROOT/opt/appliance/bin/appliance-console"
+    grep -qx /opt/appliance/bin/appliance-console "$ROOT/etc/shells" \
+        || echo /opt/appliance/bin/appliance-console >> "$ROOT/etc/shells"
+    TECH_SHELL=/opt/appliance/bin/appliance-console
+else
+    TECH_SHELL=/usr/lib/appliance/console-shell
+fi
+for r in "$SRC"/systemd/*.rules; do
+    if [ -e "$r" ]; then install -D -m 0644 "$r" "$ROOT/etc/polkit-1/rules.d/$(basename "$r")"; fi
 done
-if [ "$OPS_CONSOLE" = 0 ]; then
-    # Fallback until the ops issue ships its getty unit: the serial getty logs the
-    # technician in without a password (physical access to the rack is the key;
-    # every session is written to the ledger by `appliance console`).
+# Other getty/console units the ops issue may add later: a template X@.service
+# is enabled on the console port.
+for f in "$SRC"/systemd/*getty*.service "$SRC"/systemd/*console*.service; do
+    [ -e "$f" ] || continue
+    b="$(basename "$f")"
+    case "$b" in *@.service) ENABLE+=("${b%@.service}@$CONSOLE_TTY.service") ;; *) ENABLE+=("$b") ;; esac
+done
+ENABLE+=("serial-getty@$CONSOLE_TTY.service")
+
+# Technicians' own accounts (login(1) authenticates them, docs/operations.md): only
+# from a site file TECHNICIANS= of 'name:crypt-hash' lines that the city keeps
+# (never in git). Without one the image has no password at all, and the serial
+# console logs the technician account hoshu in with no password instead, so that
+# a first boot can reach the console; README "Console" says why and what it costs.
+if [ -n "${TECHNICIANS:-}" ]; then
+    while IFS=: read -r name hash; do
+        case "$name" in ''|'#'*) continue ;; esac
+        in_root useradd --system --gid appliance --groups appliance-tech --home-dir /nonexistent \
+            --no-create-home --shell "$TECH_SHELL" --password "$hash" "$name"
+    done < "$TECHNICIANS"
+else
+    in_root usermod --shell "$TECH_SHELL" --append --groups appliance-tech hoshu
     install -D -m 0644 "$HERE/hooks/serial-getty-appliance.conf" \
-        "$ROOT/etc/systemd/system/serial-getty@$CONSOLE_TTY.service.d/10-appliance-console.conf"
-    ENABLE+=("serial-getty@$CONSOLE_TTY.service")
+        "$ROOT/etc/systemd/system/serial-getty@$CONSOLE_TTY.service.d/zz-image-autologin.conf"
 fi
 ENABLE+=(appliance-await-init.service appliance-init-done.path
          systemd-networkd.service systemd-resolved.service systemd-timesyncd.service)
@@ -129,5 +158,4 @@ echo "console=$CONSOLE_TTY,115200 ro rootwait fsck.repair=yes" > "$ROOT/usr/lib/
 # --- leave nothing of the build behind --------------------------------------------------
 rm -rf "$ROOT"/var/log/* "$ROOT"/var/cache/* "$ROOT"/tmp/* "$ROOT"/var/tmp/* \
        "$ROOT"/var/lib/apt/lists/* "$ROOT"/root/.cache
-# Every file's time is the source's time: the same input gives the same tree.
-find "$ROOT" -xdev -newermt "@$SOURCE_DATE_EPOCH" -exec touch --no-dereference --date="@$SOURCE_DATE_EPOCH" {} +
+# (File times are clamped by build.sh once mmdebstrap has unmounted /dev, /proc, /sys.)
