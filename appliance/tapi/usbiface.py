@@ -34,7 +34,7 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from appliance.clock import Clock
-from appliance.errors import ConfigError, LineInterfaceError
+from appliance.errors import ConfigError, LineInterfaceError, UnknownInterface
 from appliance.tapi import q931, serialctl as sc
 from appliance.tapi.alsa import AlsaAudio, AudioLost, expand_g711
 from appliance.tapi.contract import (EventKind, LineEvent, LineInfo, LineInterface, LineKind,
@@ -399,8 +399,11 @@ def open_url(url: str, clock: Clock, default_kind: str = "analog") -> UsbInterfa
     u = urlsplit(url)
     q = {k: v[-1] for k, v in parse_qs(u.query).items()}
     ctl = q.get("ctl") or (u.netloc + u.path)
-    if not ctl:
-        raise ConfigError(f"{url}: 制御ポートがありません / no control port (path or ctl=URL)")
+    if not ctl or not (ctl.startswith("/") or "://" in ctl):
+        # an ALSA name or a relative path here is a configuration slip, not a device to wait for
+        raise UnknownInterface(
+            f"{url}: 制御ポートの指定が正しくありません / interface not available: the control "
+            "port must be an absolute device path (/dev/appliance/ctl) or ctl=pyserial-URL")
     trunks_spec = q.get("trunks", "T1" if default_kind == "analog" else "T1:isdn:2")
     try:
         return UsbInterface(

@@ -28,6 +28,8 @@ def bench(tmp_path: Path, monkeypatch, scenario: Path, pacing: str = "lockstep")
     trunks = ",".join(t.id for t in sim.scenario.trunks)
     url = (f"alsa+serial://{d / 'ctl'}?capture=appliance_capture&playback=appliance_playback"
            f"&trunks={trunks}")
+    # the device is plugged in before the appliance starts (bounded wait)
+    assert emu.plugged.wait(5.0), "emulator did not come up"
     try:
         yield emu, url
     finally:
