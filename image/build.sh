@@ -14,6 +14,7 @@
 #   APPLIANCE_CONFIG   the site's appliance.toml baked into /etc/appliance
 #   CONSOLE_TTY        serial console port (default ttyS0 on amd64, ttyS1 on a Pi 4)
 #   GIT_REF            which commit of this repository goes into the wheel (HEAD)
+#   TECHNICIANS        site file of 'name:crypt-hash' technician accounts (README "Console")
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -27,7 +28,7 @@ while [ $# -gt 0 ]; do
         --arch) ARCH="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         --disk) DISK=1; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -46,7 +47,8 @@ esac
 : "${SOURCE_DATE_EPOCH:=$(git -C "$REPO" log -1 --format=%ct "$GIT_REF")}"
 : "${APPLIANCE_CONFIG:=$HERE/appliance.toml}"
 : "${OUT:=/tmp/appliance-image/$ARCH}"
-export SOURCE_DATE_EPOCH ARCH CONSOLE_TTY APPLIANCE_CONFIG REPO
+if [ -n "${TECHNICIANS:-}" ]; then TECHNICIANS="$(realpath "$TECHNICIANS")"; fi
+export SOURCE_DATE_EPOCH ARCH CONSOLE_TTY APPLIANCE_CONFIG REPO TECHNICIANS
 # Same locale and umask on every build machine: both leak into file contents and modes.
 export LC_ALL=C.UTF-8 TZ=UTC
 umask 022

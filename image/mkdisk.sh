@@ -38,8 +38,10 @@ for f in "$FW"/*; do
     esac
 done
 mkdir -p "$S/slot"
-cp -aL "$TREE/boot/vmlinuz" "$S/slot/vmlinuz"
-cp -aL "$TREE/boot/initrd.img" "$S/slot/initrd.img"
+# The newest kernel of the tree and its initrd (Debian links them at /vmlinuz).
+KVER="$(basename "$(ls "$TREE"/boot/vmlinuz-* | sort -V | tail -1)")"; KVER="${KVER#vmlinuz-}"
+cp -a "$TREE/boot/vmlinuz-$KVER" "$S/slot/vmlinuz"
+cp -a "$TREE/boot/initrd.img-$KVER" "$S/slot/initrd.img"
 cp -a "$FW"/*.dtb "$S/slot/" 2>/dev/null || cp -a "$TREE"/usr/lib/linux-image-*/broadcom/bcm2711*.dtb "$S/slot/"
 [ -d "$FW/overlays" ] && cp -a "$FW/overlays" "$S/slot/"
 for slot in a b; do
