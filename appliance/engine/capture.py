@@ -24,11 +24,12 @@ import numpy as np
 
 from appliance.config import Config
 from appliance.engine.encoding import PeriodEncoder
+from appliance.engine.isdn import IsdnTrunk
 from appliance.engine.line import Line
 from appliance.engine.notice import Notice
 from appliance.engine.recorder import CallRecorder
 from appliance.engine.reports import Alarm, LineProblem
-from appliance.tapi.contract import EventKind, LineInterface, Period
+from appliance.tapi.contract import EventKind, LineInterface, LineKind, Period
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,12 @@ class Engine:
         self._by_device: dict[str, list[Line]] = {}
         for ln in self.lines:
             self._by_device.setdefault(ln.info.device, []).append(ln)
+        #: ISDN trunks: one call controller each (its D channel drives its B-channels)
+        isdn: dict[str, list] = {}
+        for row, ln in enumerate(self.lines):
+            if ln.info.kind is LineKind.ISDN:
+                isdn.setdefault(ln.info.trunk, []).append((row, ln.info))
+        self.isdn = {trunk: IsdnTrunk(trunk, rows, self) for trunk, rows in isdn.items()}
         self._last_alarm = -ALARM_EVERY
         self._lost_reported = 0
         # the lines stage their frames; the period's end encodes them on both cores
@@ -99,8 +106,9 @@ class Engine:
                                   "malformed audio from the interface replaced by silence"))
             far = near = np.zeros((n, FRAME_SAMPLES), np.int16)
         per_line: dict[int, list] = {}
+        per_trunk: dict[str, list] = {}
         for ev in period.events:
-            self._route(ev, per_line)
+            self._route(ev, per_line, per_trunk)
         for i, line in enumerate(self.lines):
             evs = per_line.get(i)
             if not evs and not line.busy:
@@ -116,6 +124,17 @@ class Engine:
                     line._idle()
                 except Exception:        # noqa: BLE001
                     pass
+        for trunk, ctl in self.isdn.items():
+            evs = per_trunk.get(trunk)
+            if not evs and not ctl.busy:
+                continue
+            try:
+                ctl.process(period.sample, far, near, evs or [])
+            except Exception as exc:     # noqa: BLE001 — one trunk's bug must not stop the others
+                self.stats.line_errors += 1
+                self.report(LineProblem(trunk, 0, f"internal error {type(exc).__name__}: {exc}",
+                                        self.time(period.sample)))
+                ctl.calls.clear()
         try:
             self.encoder.run()
         except Exception as exc:         # noqa: BLE001 — a codec error must not stop capture
@@ -130,13 +149,19 @@ class Engine:
                 self.report(Alarm("observer_failed", self.stats.line_errors,
                                   f"{type(exc).__name__}"))
 
-    def _route(self, ev, per_line: dict[int, list]) -> None:
+    def _route(self, ev, per_line: dict[int, list], per_trunk: dict[str, list]) -> None:
         if ev.kind in (EventKind.DEVICE_LOST, EventKind.DEVICE_BACK) and ev.trunk is None:
             lines = self._by_device.get(ev.device, [])
             if ev.kind is EventKind.DEVICE_LOST:
                 self.report(Alarm("device_lost", 1, f"device {ev.device}"))
             for ln in lines:
                 per_line.setdefault(self.lines.index(ln), []).append(ev)
+            for trunk, ctl in self.isdn.items():
+                if ctl.device == ev.device:
+                    per_trunk.setdefault(trunk, []).append(ev)
+            return
+        if ev.kind is EventKind.D_FRAME and ev.channel == 0 and ev.trunk in self.isdn:
+            per_trunk.setdefault(ev.trunk, []).append(ev)
             return
         line = self._by_key.get((ev.trunk, ev.channel))
         if line is None:
@@ -163,4 +188,6 @@ class Engine:
         for ln in self.lines:
             if ln.call is not None and ln.call.rec is not None:
                 ln._end(end, end)
+        for ctl in self.isdn.values():
+            ctl.finish(end)
         self.encoder.close()

@@ -318,3 +318,18 @@ def message(mtype: int, cr: int, flag: int = 0, ies: bytes = b"", cr_len: int = 
     crb = cr.to_bytes(cr_len, "big")
     crb = bytes([crb[0] | (0x80 if flag else 0)]) + crb[1:]
     return bytes([PD_Q931, cr_len]) + crb + bytes([mtype]) + ies
+
+
+def pri_channel_ie(channel: int | None, exclusive: bool = True) -> bytes:
+    """PRI channel identification: B-channel ``channel`` (1–23), or None for "any"."""
+    if channel is None:
+        return ie(0x18, bytes([0xA3]))
+    return ie(0x18, bytes([0xA1 | (0x08 if exclusive else 0), 0x83, 0x80 | (channel & 0x7F)]))
+
+
+def progress_ie(description: int, location: int = 2) -> bytes:
+    """Progress indicator, e.g. 8 = in-band information available (ringback)."""
+    return ie(0x1E, bytes([0x80 | location, 0x80 | description]))
+
+
+SENDING_COMPLETE = b"\xa1"

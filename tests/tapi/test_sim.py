@@ -48,8 +48,12 @@ def write(tmp_path, text) -> Path:
     ("[[trunk]]\nid = \"T1\"\n[[call]]\ntrunk = \"T1\"\nat = 1\ndirection = \"in\"\n"
      "far_number = \"1\"\n[[call]]\ntrunk = \"T1\"\nat = 3\ndirection = \"in\"\n"
      "far_number = \"2\"\n", 8, "still uses T1/1"),
+    # ISDN calls are simulated; a public phone has no Q.931 encoding
     ("[[trunk]]\nid = \"I1\"\nkind = \"isdn\"\n[[call]]\ntrunk = \"I1\"\nat = 1\n"
-     "direction = \"in\"\nfar_number = \"1\"\n", 4, "Q.931"),
+     "direction = \"in\"\nabsent_reason = \"public_phone\"\n", 4, "no Q.931 encoding"),
+    ("[[trunk]]\nid = \"I1\"\nkind = \"isdn\"\nchannels = 24\n", 1, "channels"),
+    ("[[trunk]]\nid = \"T1\"\n[[glitch]]\ntrunk = \"T1\"\nat = 1\nevent = \"d_bad_fcs\"\n",
+     3, "needs an ISDN trunk"),
 ])
 def test_bad_scenarios_are_refused_with_file_line_and_reason(tmp_path, text, line, reason):
     p = write(tmp_path, text)

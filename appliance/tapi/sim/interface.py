@@ -3,7 +3,9 @@
 Real time by default (each ``read`` waits for its 20 ms on the clock it was
 given); with a :class:`~appliance.clock.FakeClock` it runs as fast as the
 engine can take it, with the same samples. It hands the engine what the wire
-carries and nothing else: numbers only ever travel as FSK and DTMF.
+carries and nothing else: numbers only ever travel as FSK and DTMF, or
+inside the Q.931 frames of an ISDN trunk's D channel (``D_FRAME`` events on
+channel 0, FCS included; sim/isdn.py).
 
 ``history`` lists everything that happened (rings, loop changes, the relay,
 FSK, the notice's playback, glitches) with its sample; ``truth[call index]``
@@ -20,7 +22,8 @@ from appliance.clock import Clock
 from appliance.errors import LineInterfaceError
 from appliance.tapi.contract import (EventKind, LineEvent, LineInfo, LineInterface, LineKind,
                                      Period)
-from appliance.tapi.sim.scenario import Scenario, load_scenario
+from appliance.tapi.sim.isdn import IsdnTrunkWire
+from appliance.tapi.sim.scenario import D_GLITCHES, Scenario, load_scenario
 from appliance.tapi.sim.wire import LineWire, S, SimRecord
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
@@ -34,15 +37,25 @@ class SimInterface(LineInterface):
         self.history: list[SimRecord] = []
         self.truth: dict[int, dict] = {}
         self._lines: list[LineInfo] = []
-        self._wires: list[LineWire] = []
+        self._wires: list = []
         self._index: dict[tuple[str, int], int] = {}
+        #: ISDN trunks: their D channel's frames (their B-channels are in _wires)
+        self._isdn: dict[str, IsdnTrunkWire] = {}
         for t in scenario.trunks:
+            if t.kind == "isdn":
+                tw = self._isdn[t.id] = IsdnTrunkWire(
+                    t.id, t.channels, [c for c in scenario.calls if c.trunk == t.id],
+                    t.notice_path == "ok", self.history, self.truth)
             for ch in range(1, t.channels + 1):
                 self._index[(t.id, ch)] = len(self._lines)
                 self._lines.append(LineInfo(t.id, ch, LineKind(t.kind), t.device))
+                if t.kind == "isdn":
+                    self._wires.append(tw.channels[ch])
+                    continue
                 calls = [c for c in scenario.calls if c.line == (t.id, ch)]
                 self._wires.append(LineWire(t.id, ch, calls, t.notice_path == "ok",
                                             self.history, self.truth))
+        self._device_of = {t.id: t.device for t in scenario.trunks}
         self._glitches = sorted(scenario.glitches, key=lambda g: g.at)
         self._down: set[str] = set()
         self._garbage_until = -1
@@ -72,6 +85,13 @@ class SimInterface(LineInterface):
         self._far[:] = 0
         self._near[:] = 0
         events: list[LineEvent] = []
+        for tid, tw in self._isdn.items():
+            if tw.idle:
+                continue
+            frames = tw.render(p0, p1)
+            device = self._device_of[tid]
+            if device not in self._down:
+                events += [LineEvent(k, s, tid, 0, device, data) for s, k, data in frames]
         for i, (info, wire) in enumerate(zip(self._lines, self._wires)):
             if wire.idle:
                 continue
@@ -98,7 +118,10 @@ class SimInterface(LineInterface):
             s = max(S(g.at), p0)
             device = next((t.device for t in self.scenario.trunks if t.id == g.trunk), "sim0")
             self.history.append(SimRecord(s, g.trunk or "*", g.channel, f"glitch:{g.event}"))
-            if g.event == "garbage_frames":
+            if g.event in D_GLITCHES:
+                out.append(LineEvent(EventKind.D_FRAME, s, g.trunk, 0, device,
+                                     self._isdn[g.trunk].glitch(g, s)))
+            elif g.event == "garbage_frames":
                 self._garbage_until = s + S(g.seconds)
             elif g.event == "device_lost":
                 self._down.add(device)
@@ -110,7 +133,7 @@ class SimInterface(LineInterface):
                 out.append(LineEvent(EventKind(g.event), s, g.trunk, g.channel, device))
         return out
 
-    def _wire(self, trunk: str, channel: int) -> LineWire:
+    def _wire(self, trunk: str, channel: int):
         try:
             return self._wires[self._index[(trunk, channel)]]
         except KeyError:

@@ -24,7 +24,13 @@ from appliance.errors import ScenarioError
 
 ABSENT_REASONS = {"withheld": "P", "unavailable": "O", "public_phone": "C"}
 GLITCHES = ("loop_open", "loop_closed", "ring_on", "ring_off", "garbage_frames",
-            "device_lost", "device_back")
+            "device_lost", "device_back", "d_garbage", "d_bad_fcs", "d_unknown_call",
+            "d_release_without_setup")
+#: glitches on an ISDN trunk's D channel (channel 0): see sim/isdn.py
+D_GLITCHES = GLITCHES[7:]
+#: ISDN timeline (seconds): the terminal alerts after SETUP; the network assigns the
+#: B-channel (CALL PROCEEDING) and alerts on outgoing calls; a ring cycle is 3 s
+ISDN_ALERT_S, ISDN_PROCEED_S, ISDN_ALERT_OUT_S, ISDN_CLEAR_S = 0.2, 0.1, 0.6, 0.05
 #: longest call a scenario may hold (the engine's default maximum is 4 h)
 MAX_TALK_S = 4 * 3600.0
 MAX_CALLS = 5000
@@ -65,6 +71,12 @@ class Call:
     far_audio: str
     near_audio: str
     name: str = ""
+    isdn: bool = False
+
+    @property
+    def isdn_alerting(self) -> float:
+        """ISDN: seconds from SETUP to ALERTING."""
+        return ISDN_ALERT_S if self.direction == "in" else ISDN_ALERT_OUT_S
 
     @property
     def line(self) -> tuple[str, int]:
@@ -72,6 +84,9 @@ class Call:
 
     def busy_until(self) -> float:
         """A generous end of the line's use by this call (for overlap checks)."""
+        if self.isdn:
+            t = self.at + self.isdn_alerting + 3.0 * self.rings
+            return t + (self.talk if self.answered else 0.0) + 0.5
         if self.direction == "in":
             t = self.at + 7.0 + 3.0 * self.rings        # CAR, FSK, ringing
             return t + (self.talk + 4.0 if self.answered else 6.5)   # busy tone / ring timeout
@@ -270,9 +285,6 @@ def _call(i: int, c: dict, trunks: dict[str, Trunk], base: Path) -> Call:
     trunk = trunks.get(c.get("trunk"))
     if trunk is None:
         raise ValueError(f"trunk {c.get('trunk')!r} is not a [[trunk]] of this scenario")
-    if trunk.kind == "isdn":
-        raise ValueError("calls on ISDN trunks need the Q.931 decoder (hardware issue): "
-                         "not simulated yet")
     channel = _int(c.get("channel", 1), "channel", 1, trunk.channels)
     if "at" not in c:
         raise ValueError("'at' (seconds after start) is required")
@@ -294,6 +306,9 @@ def _call(i: int, c: dict, trunks: dict[str, Trunk], base: Path) -> Call:
         if absent is not None and absent not in ABSENT_REASONS:
             raise ValueError(f"absent_reason must be one of {', '.join(ABSENT_REASONS)}, "
                              f"not {absent!r}")
+        if absent == "public_phone" and trunk.kind == "isdn":
+            raise ValueError("absent_reason 'public_phone' has no Q.931 encoding: "
+                             "use withheld or unavailable on an ISDN trunk")
     called = c.get("called_number")
     if called is not None and (direction == "out" or not isinstance(called, str)
                                or not re.fullmatch(r"[0-9]{1,20}", called)):
@@ -311,7 +326,7 @@ def _call(i: int, c: dict, trunks: dict[str, Trunk], base: Path) -> Call:
                 _int(c.get("rings", 2), "rings", 0 if answered else 1, 30), answered,
                 _num(c.get("talk", 10.0), "talk", 0.5, MAX_TALK_S), hangup,
                 _audio(c.get("far_audio", "speech"), base),
-                _audio(c.get("near_audio", "speech"), base), name)
+                _audio(c.get("near_audio", "speech"), base), name, trunk.kind == "isdn")
 
 
 def _glitch(g: dict, trunks: dict[str, Trunk]) -> Glitch:
@@ -324,6 +339,8 @@ def _glitch(g: dict, trunks: dict[str, Trunk]) -> Glitch:
             raise ValueError(f"unknown trunk {trunk!r}")
     elif trunk not in trunks:
         raise ValueError(f"trunk {trunk!r} is not a [[trunk]] of this scenario")
+    if event in D_GLITCHES and trunks[trunk].kind != "isdn":
+        raise ValueError(f"{event} needs an ISDN trunk (its D channel)")
     return Glitch(_num(g.get("at"), "at", 0, 7 * 86400), trunk,
                   _int(g.get("channel", 1), "channel", 1, 23), event,
                   _num(g.get("seconds", 0.1), "seconds", 0.02, 60))
