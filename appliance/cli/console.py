@@ -31,18 +31,28 @@ def cmd_console(args) -> int:
         except EOFError:
             return ""
 
+    def ask_secret(prompt: str) -> str:
+        if not sys.stdin.isatty():
+            return ask(prompt)
+        import getpass
+        try:
+            return getpass.getpass(prompt)
+        except EOFError:
+            return ""
+
     ctx = ConsoleContext(dd.root, config, catalog, runner, clock.now, write, ask,
-                         actor=f"{info['login']} (保守 technician)", session=info)
+                         actor=f"{info['login']} (保守 technician)", session=info,
+                         ask_secret=ask_secret)
     try:
         if catalog is None:
-            write("注意: データディレクトリ未初期設定 / data directory not initialised "
-                  "(記録・管理簿の項目は使えません)\n")
+            write("注意: データディレクトリ未初期設定 / data directory not initialised: "
+                  "'init' で初回設定 / run 'init' (the manager types their password)\n")
         ctx.ledger("login")
         ConsoleShell(ctx).cmdloop()
         ctx.ledger("logout")
     finally:
-        if catalog is not None:
-            catalog.close()
+        if ctx.catalog is not None:     # ``init`` may have opened one
+            ctx.catalog.close()
     return 0
 
 

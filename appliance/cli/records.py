@@ -16,11 +16,12 @@ from pathlib import Path
 from appliance.clock import SystemClock
 from appliance.cli.common import (ABSENT_JA, NOTICE_JA, STATE_JA, add_credentials, call_json,
                                   open_catalog, open_session, parse_when)
-from appliance.errors import ConfigError, DataDirError, KeyStoreError
+from appliance.errors import ConfigError, KeyStoreError
 from appliance.governance.access import Action
 from appliance.governance.grounds import GROUNDS, parse_ground
-from appliance.governance.ledger import EntryKind, Ledger
-from appliance.governance.users import ROLE_LABELS_JA, Role, add_user, read_password_file
+from appliance.governance.setup import initialise
+from appliance.governance.ledger import EntryKind
+from appliance.governance.users import ROLE_LABELS_JA, Role, read_password_file
 from appliance.store.catalog import to_local_text
 from appliance.store.datadir import DataDir
 from appliance.store.keystore import atomic_write
@@ -33,23 +34,9 @@ log = logging.getLogger("appliance")
 
 # --- init -------------------------------------------------------------------------
 def cmd_init(args) -> int:
-    clock = SystemClock()
     dd = DataDir(args.data_dir)
-    if dd.initialised:
-        raise DataDirError(f"{dd.root}: 初期設定済みです / already initialised")
     password = read_password_file(args.password_file)
-    dd.root.mkdir(parents=True, exist_ok=True)
-    now = clock.now()
-    catalog = dd.open_catalog(now, create=True)
-    with catalog:
-        add_user(catalog, args.manager, Role.MANAGER, password, now)
-        private = dd.keys.create_archive()
-        dd.keys.wrap_for_user(args.manager, password, private)
-        recovery = dd.keys.wrap_for_recovery(private)
-        dd.keys.create_signing_key()
-        del private
-        Ledger(catalog).append(EntryKind.INIT, now, actor=args.manager,
-                               detail={"manager": args.manager})
+    recovery = initialise(dd, args.manager, password, SystemClock().now())
     if args.recovery_key_file:
         atomic_write(args.recovery_key_file, (recovery + "\n").encode())
         print(f"回復キーを {args.recovery_key_file} に書き出しました。印刷して金庫に保管し、"

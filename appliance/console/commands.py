@@ -27,9 +27,10 @@ from appliance.config import Config
 from appliance.governance.ledger import KIND_LABELS_JA, EntryKind, Ledger
 from appliance.governance.retention import RetentionPolicy
 from appliance.ops.alarms import alarm_history, read_alarms
-from appliance.ops.live import STATE_LABELS, RecorderUnavailable, query, socket_path
+from appliance.ops.live import RecorderUnavailable, query, socket_path
 from appliance.ops.monitor import AlarmSettings
 from appliance.store.catalog import TOKYO, Catalog, to_local_text, to_utc_text
+from appliance.store.datadir import DataDir
 
 SYSTEM_BIN_DIRS = (Path("/usr/bin"), Path("/usr/sbin"), Path("/bin"), Path("/sbin"))
 UNITS = {"recorder": "appliance-recorder.service", "web": "appliance-web.service"}
@@ -94,6 +95,8 @@ class ConsoleContext:
     session: dict = field(default_factory=dict)
     sleep: Callable[[float], None] = _time.sleep
     refresh_s: float = 0.5
+    #: reads a line without echo (getpass on a terminal); only ``init`` uses it
+    ask_secret: Callable[[str], str] | None = None
 
     def say(self, text: str = "") -> None:
         self.write(text + "\n")
@@ -550,6 +553,41 @@ def cmd_shutdown(ctx: ConsoleContext, arg: str) -> None:
         ctx.say(f"失敗 / failed ({r.returncode}): {redact((r.stderr or '').strip()[:200])}")
 
 
+def cmd_init(ctx: ConsoleContext, arg: str) -> None:
+    """First boot only: create the archive keys and the first 管理責任者.
+
+    The manager types their own name and password at the console (the
+    technician hands over the keyboard); this is the one time the console
+    takes a staff password, and only while no data directory exists, so it
+    can never be used to sign in. The recovery key is shown once.
+    """
+    from appliance.governance.setup import initialise
+    dd = DataDir(ctx.data_dir)
+    if ctx.catalog is not None or dd.initialised:
+        ctx.say("初期設定済みです / already initialised")
+        ctx.ledger("init", result="refused: already initialised")
+        return
+    ctx.say("初回設定: 管理責任者ご本人が入力してください / first-boot set-up: the manager "
+            "(人事課長) types the following")
+    name = ctx.ask("管理責任者の利用者名 / manager's user name: ").strip()
+    secret = ctx.ask_secret or ctx.ask
+    pw1 = secret("パスワード (8文字以上, 表示されません) / password (8+, not shown): ")
+    pw2 = secret("もう一度 / again: ")
+    if not name or pw1 != pw2:
+        ctx.say("名前が空か、パスワードが一致しません / empty name or the passwords differ: "
+                "取り消しました / cancelled")
+        return
+    recovery = initialise(dd, name, pw1.encode(), ctx.now(),
+                          actor=f"{name} (console: {ctx.actor})")
+    ctx.catalog = dd.open_catalog(ctx.now())
+    ctx.say("回復キー / RECOVERY KEY (一度だけ表示 / shown once) — 印刷して市の金庫へ / print it "
+            "for the city's safe:")
+    ctx.say(f"  {recovery}")
+    ctx.say(f"初期設定完了 / initialised: 管理責任者 {name}. 録音を開始するには 'restart recorder' "
+            "/ 'restart recorder' starts recording")
+    ctx.ledger("init", manager=name)
+
+
 @dataclass(frozen=True)
 class Command:
     fn: Callable[[ConsoleContext, str], None]
@@ -558,6 +596,9 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {
+    "init": Command(cmd_init, "init",
+                    "初回設定 (未設定時のみ): 管理責任者と保管鍵を作成 / first boot only: create the "
+                    "manager and the archive keys"),
     "status": Command(cmd_status, "status",
                       "各回線の状態 (待機・着信・通話中、方向、継続時間) / each line: idle, ringing "
                       "or in call, with direction and duration; never a number"),

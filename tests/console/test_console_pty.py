@@ -178,6 +178,8 @@ def test_every_console_command_through_a_pty_reveals_no_number_and_no_audio(
         assert re.search(r"T1/1\s+通話中 / in call\s+着信 / in\s+00:00:\d\d", out)
         walked.append("status")
         run("alarms", "警報"); walked.append("alarms")
+        # on an initialised appliance ``init`` refuses at once and asks for nothing
+        run("init", "already initialised"); walked.append("init")
         out = run("levels 3", "3/3", "遠端 far", "近端 near")
         assert out.count("T1/1") == 3 and out.count("T2/1") == 3
         walked.append("levels")
