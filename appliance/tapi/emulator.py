@@ -37,6 +37,7 @@ import numpy as np
 from appliance.clock import Clock, SystemClock
 from appliance.tapi import serialctl as sc
 from appliance.tapi.contract import EventKind
+from appliance.tapi.lapd import fcs_ok
 from appliance.tapi.sim import SimInterface, load_scenario
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
@@ -275,8 +276,11 @@ class Emulator:
             if ev.kind in (EventKind.DEVICE_LOST, EventKind.DEVICE_BACK) or ev.trunk is None:
                 continue                       # the simulator's own glitches: not on this wire
             if ev.kind is EventKind.D_FRAME:
+                # the device checks the FCS and sends the frame without it (hw/protocol.md)
+                data = ev.data or b""
+                ok = fcs_ok(data)
                 self._send(sc.DFrame(ev.sample - self._dev0, self.trunks.index(ev.trunk), True,
-                                     True, ev.data or b""))
+                                     ok, data[:-2] if len(data) >= 2 else data))
             elif str(ev.kind) in sc.EVENT_NUMBERS:
                 self._send(sc.WireEvent(ev.sample - self._dev0, self.trunks.index(ev.trunk),
                                         ev.channel, str(ev.kind)))

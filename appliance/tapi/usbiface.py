@@ -39,7 +39,7 @@ from appliance.tapi import q931, serialctl as sc
 from appliance.tapi.alsa import AlsaAudio, AudioLost, expand_g711
 from appliance.tapi.contract import (EventKind, LineEvent, LineInfo, LineInterface, LineKind,
                                      Period)
-from appliance.tapi.lapd import parse as parse_lapd
+from appliance.tapi.lapd import append_fcs, parse as parse_lapd
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
 log = logging.getLogger(__name__)
@@ -349,8 +349,9 @@ class UsbInterface(LineInterface):
                     self.stats.unknown_lines += trunk is None
                     continue
                 self._watch_bearer(trunk, m.frame)
+                # the contract's d_frame carries the FCS as on the wire (the engine checks it)
                 self._pending.append(LineEvent(EventKind.D_FRAME, self._base + m.sample, trunk,
-                                               0, self.device, bytes(m.frame)))
+                                               0, self.device, append_fcs(bytes(m.frame))))
 
     def _watch_bearer(self, trunk: str, frame: bytes) -> None:
         """B-channel law from each SETUP's bearer capability (μ-law unless it says A-law)."""
