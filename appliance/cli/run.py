@@ -84,8 +84,23 @@ class Operations:
         self.led.close()
 
 
-def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock) -> Operations:
-    """Live status socket, alarm monitor, fault LED and systemd watchdog around the engine."""
+def status_panel(iface):
+    """The front panel (LEDs, button) of the single-line GPIO variant; None for other backends."""
+    from appliance.tapi.gpio import GpioInterface, StatusPanel
+    if not isinstance(iface, GpioInterface):
+        return None
+    try:
+        return StatusPanel()
+    except Exception as exc:         # noqa: BLE001 — no panel: the recorder still records
+        logging.getLogger(__name__).error("status panel unavailable: %s", exc)
+        return None
+
+
+def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock,
+                     fault_led=None) -> Operations:
+    """Live status socket, alarm monitor, fault LED and systemd watchdog around the engine.
+
+    ``fault_led`` (the GPIO panel's) replaces ``[alarms] fault_led_pin`` when given."""
     from appliance.governance.retention import RetentionPolicy
     from appliance.ops.alarms import AlarmRegistry
     from appliance.ops.leds import GpioFaultLed, NullLed
@@ -96,8 +111,8 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     log = logging.getLogger(__name__)
     settings = AlarmSettings.from_config(config.raw.get("alarms"))
     policy = RetentionPolicy.from_config(config.raw.get("retention"))
-    led = NullLed()
-    if settings.fault_led_pin is not None:
+    led = fault_led or NullLed()
+    if fault_led is None and settings.fault_led_pin is not None:
         try:
             led = GpioFaultLed(settings.fault_led_pin)
         except Exception as exc:     # noqa: BLE001 — no GPIO here: alarms still reach the journal
@@ -159,7 +174,11 @@ def cmd_run(args) -> int:
         reporter = Reporter([_printer])
         recorder = CallRecorder(dd, catalog, config.site.name, config.encoder, sink)
         engine = Engine(iface, recorder, config, notice, reporter)
-        ops = start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock)
+        panel = status_panel(iface)       # gpio://: recording LED per call, fault LED per alarm
+        if panel is not None:
+            reporter.listeners.append(panel)
+        ops = start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock,
+                               fault_led=panel.fault_led() if panel is not None else None)
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
         try:
@@ -175,6 +194,8 @@ def cmd_run(args) -> int:
             sink.close()
             reporter.close()
             ops.close()
+            if panel is not None:
+                panel.close()
         st = engine.stats
         print(f"終了 / done: {st.periods * 0.02:.1f} s of line time, {st.lost_frames} frames lost, "
               f"{st.bad_periods} bad periods, {sum(st.problems.values())} line problems", flush=True)

@@ -176,6 +176,7 @@ class StatusPanel:
         self.button = Button(button, **kw)
         self.power.on()
         self._active: set[str] = set()
+        self._registry = False          # True once the alarm registry drives the fault LED
         if on_button is not None:
             self.button.when_pressed = lambda: on_button()
 
@@ -185,13 +186,32 @@ class StatusPanel:
             self._active.add(report.call_id)
         elif isinstance(report, CallEnded):
             self._active.discard(report.call_id)
-        elif isinstance(report, Alarm):
+        elif isinstance(report, Alarm) and not self._registry:
             self.fault.on()
         self.recording.value = bool(self._active)
+
+    def fault_led(self) -> PanelFaultLed:
+        """The fault LED for the alarm registry (ops/leds.FaultLed): lit while any alarm is."""
+        self._registry = True
+        return PanelFaultLed(self.fault)
 
     def close(self) -> None:
         for d in (self.power, self.recording, self.fault, self.button):
             d.close()
+
+
+class PanelFaultLed:
+    """The panel's fault LED behind ops/leds.FaultLed; the panel closes the LED itself."""
+
+    def __init__(self, led) -> None:
+        self._led = led
+
+    def set(self, on: bool) -> None:
+        if not self._led.closed:
+            self._led.value = on
+
+    def close(self) -> None:
+        pass
 
 
 def open(rest: str, clock: Clock, base_dir: Path) -> GpioInterface:   # noqa: A001 (registry hook)

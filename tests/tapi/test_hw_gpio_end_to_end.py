@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ from gpiozero.pins.mock import MockFactory
 sys.path.insert(0, str(Path(__file__).parent))
 from _hwbench import SCENARIOS, START, record
 
+from appliance.cli.run import status_panel
 from appliance.clock import FakeClock
 from appliance.tapi import open_interface
 from appliance.tapi.emulator import alsa_config
@@ -130,7 +132,8 @@ def test_single_line_scenario_gives_the_same_catalog_through_gpio_and_alsa(
                       "lockstep", clock, bounce_ms=2.0) as emu:
         iface = open_interface("gpio://?ring=17&loop=27&relay=22&notice=23"
                                "&capture=appliance_capture&playback=appliance_playback", clock)
-        engine = run_bounded(lambda: record(hw_dir, iface, max_periods=periods), 50)
+        panel = status_panel(iface)              # the front panel, as `appliance run` adds it
+        engine = run_bounded(lambda: record(hw_dir, iface, [panel], max_periods=periods), 50)
     elapsed = time.monotonic() - t0
     assert emu.error is None
     got = calls(run_cli, hw_dir, staff)
@@ -167,4 +170,8 @@ def test_single_line_scenario_gives_the_same_catalog_through_gpio_and_alsa(
     assert emu.stats.notice_periods > 0 and emu.stats.capture_dropped == 0
     assert engine.stats.bad_periods == 0 and engine.stats.lost_frames == 0
     assert engine.stats.problems == {}
+    # the recording LED lit once for each recorded call and is out at the end
+    rec = [bool(s.state) for s in factory.pin(6).states]
+    assert sum(1 for a, b in pairwise(rec) if b and not a) == 3 and not rec[-1]
+    panel.close()
     assert elapsed < 60
