@@ -86,6 +86,7 @@ class GpioInterface(LineInterface):
                 self.close()
                 raise LineInterfaceError(f"gpio: ALSA {capture}: {exc}") from None
         self._plays: list[tuple[int, np.ndarray]] = []
+        self._path_until: int | None = None   # line sample at which the notice has gone out
         self._closed = False
 
     def sample_now(self) -> int:
@@ -105,6 +106,10 @@ class GpioInterface(LineInterface):
         p0, p1 = self._sample, self._sample + FRAME_SAMPLES
         far = np.zeros((1, FRAME_SAMPLES), np.int16)
         near = np.zeros((1, FRAME_SAMPLES), np.int16)
+        if self._path_until is not None and p0 >= self._path_until:
+            # the last notice sample has reached the line: only now open the path
+            self.notice_path.off()
+            self._path_until = None
         if self.audio is not None:
             self.audio.write(self._playback(p0 + self.audio.latency))
             block = self.audio.read()
@@ -127,8 +132,6 @@ class GpioInterface(LineInterface):
             if start + x.size > s0 + FRAME_SAMPLES:
                 rest.append((start, x))
         self._plays = rest
-        if not rest:
-            self.notice_path.off()
         return np.clip(out, -32768, 32767).astype(np.int16)
 
     def _check(self, trunk: str, channel: int) -> None:
@@ -138,13 +141,17 @@ class GpioInterface(LineInterface):
     def play(self, trunk: str, channel: int, samples: np.ndarray) -> int:
         self._check(trunk, channel)
         start = self._sample + (self.audio.latency if self.audio is not None else 0)
-        self._plays.append((start, np.asarray(samples, np.int16)))
+        x = np.asarray(samples, np.int16)
+        self._plays.append((start, x))
+        # queued audio reaches the line ``latency`` later: the path stays closed until then
+        self._path_until = max(self._path_until or 0, start + x.size)
         self.notice_path.on()
         return start
 
     def stop_play(self, trunk: str, channel: int) -> None:
         self._check(trunk, channel)
         self._plays = []
+        self._path_until = None
         self.notice_path.off()
 
     def set_loop(self, trunk: str, channel: int, closed: bool) -> None:

@@ -79,6 +79,13 @@ def test_ring_and_loop_debounced_and_stamped(factory, alsa):
     assert factory.pin(22).state
     start = iface.play("T1", 1, np.full(400, 1000, np.int16))
     assert factory.pin(23).state and start == iface.sample + 320
+    # the notice path stays closed until its last sample has reached the line
+    end = start + 400
+    for _ in range(8):
+        os.write(fd, np.zeros((160, 2), "<i2").tobytes())
+        p = iface.read()
+        assert factory.pin(23).state == (p.sample < end), p.sample
+    assert not factory.pin(23).state
     iface.close()
     iface.close()
 
