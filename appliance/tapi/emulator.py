@@ -35,9 +35,12 @@ from pathlib import Path
 import numpy as np
 
 from appliance.clock import Clock, SystemClock
+from appliance.dsp import g711
+from appliance.tapi import q931
 from appliance.tapi import serialctl as sc
-from appliance.tapi.contract import EventKind
+from appliance.tapi.contract import EventKind, LineKind
 from appliance.tapi.lapd import fcs_ok
+from appliance.tapi.lapd import parse as parse_lapd
 from appliance.tapi.sim import SimInterface, load_scenario
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
@@ -74,6 +77,9 @@ class Emulator:
         self.lines = sim.lines()
         self.trunks = list(dict.fromkeys(ln.trunk for ln in self.lines))
         self.notice_ok = {t.id: t.notice_path == "ok" for t in sim.scenario.trunks}
+        #: ISDN: the law of each call (trunk, call reference) and of each B-channel in use
+        self._call_law: dict[tuple[str, int], str] = {}
+        self._b_law: dict[tuple[str, int], str] = {}
         self.decoder = sc.Decoder()
         self.ended = threading.Event()
         self.plugged = threading.Event()
@@ -254,6 +260,19 @@ class Emulator:
             return None
         return np.frombuffer(buf, "<i2").reshape(FRAME_SAMPLES, n)
 
+    def _watch_bearer(self, trunk: str, frame: bytes) -> None:
+        """The law on each B-channel: the call's bearer capability, on the channel it gets."""
+        f = parse_lapd(frame)
+        if not f.carries_q931:
+            return
+        m = q931.parse(f.info)
+        if m.error is not None:
+            return
+        if m.law in ("ulaw", "alaw"):
+            self._call_law[(trunk, m.cr)] = m.law
+        if m.b_channel:
+            self._b_law[(trunk, m.b_channel)] = self._call_law.get((trunk, m.cr), "ulaw")
+
     def _render(self) -> bool:
         d0 = self.sim.sample - self._dev0
         period = self.sim.read()
@@ -279,15 +298,27 @@ class Emulator:
                 # the device checks the FCS and sends the frame without it (hw/protocol.md)
                 data = ev.data or b""
                 ok = fcs_ok(data)
+                if ok:
+                    self._watch_bearer(ev.trunk, data[:-2])
                 self._send(sc.DFrame(ev.sample - self._dev0, self.trunks.index(ev.trunk), True,
                                      ok, data[:-2] if len(data) >= 2 else data))
             elif str(ev.kind) in sc.EVENT_NUMBERS:
                 self._send(sc.WireEvent(ev.sample - self._dev0, self.trunks.index(ev.trunk),
                                         ev.channel, str(ev.kind)))
         self._send(sc.Heartbeat(d0 + FRAME_SAMPLES))
+        near = np.clip(near, -32768, 32767).astype(np.int16)
+        far = far.astype(np.int16)
+        for row, ln in enumerate(self.lines):
+            if ln.kind is LineKind.ISDN:
+                # a B-channel carries G.711 octets; the interface hands them over unchanged
+                # in the low byte of its 16-bit channel (it does not know the bearer)
+                law = self._b_law.get((ln.trunk, ln.channel), "ulaw")
+                enc = g711.linear_to_alaw if law == "alaw" else g711.linear_to_ulaw
+                far[row] = np.asarray(enc(far[row]), np.uint8)
+                near[row] = np.asarray(enc(near[row]), np.uint8)
         inter = np.empty((FRAME_SAMPLES, 2 * len(self.lines)), "<i2")
         inter[:, 0::2] = far.T
-        inter[:, 1::2] = np.clip(near, -32768, 32767).T
+        inter[:, 1::2] = near.T
         try:
             os.write(self._cap, inter.tobytes())
         except OSError:

@@ -1,0 +1,171 @@
+"""The ISDN scenario through the real backends (isdn://) gives the same catalog as sim://.
+
+The interface emulator (appliance/tapi/emulator.py) renders scenarios/isdn.toml
+(an INS64 BRI and an INS1500 PRI) as the USB interface would: the D-channel
+LAPD frames go over the serial control protocol on a pty (D_FRAME messages,
+FCS checked and stripped by the "device"), the B-channels go into the
+capture FIFO as G.711 codes (the interface does not know the bearer) that an
+ALSA ``file`` PCM hands to the real pyalsaaudio; the host reads the control
+channel with the real pyserial, re-appends the FCS, learns each call's law
+from its SETUP and expands the codes. Nothing of either library is mocked.
+
+Both runs start at the scenario's own start time (the host's clock is a
+FakeClock set to it), so the catalogs compare as they are. What
+legitimately differs: ``id`` and ``sha256`` (random per recording: each has
+its own sealed key) and ``size`` (the audio: the notice reaches the line
+through the real ALSA playback queue 40 ms later than on sim://, and the
+near leg with the notice mixed in goes through a G.711 round trip on the
+wire). Durations and times are compared within 100 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import sys
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _hwbench import SCENARIOS, record
+
+from appliance.clock import FakeClock
+from appliance.tapi import open_interface
+from appliance.tapi import serialctl as sc
+from appliance.tapi.emulator import Emulator, alsa_config
+from appliance.tapi.sim import SimInterface, load_scenario
+
+SCENARIO = SCENARIOS / "isdn.toml"
+TIMES = ("offered_at", "started_at", "answered_at", "ended_at")
+TOLERANCE_S = 0.1
+
+
+def calls(run_cli, datadir, staff):
+    code, out, err = run_cli("--data-dir", datadir, "calls", "--json", *staff)
+    assert code == 0, err
+    return sorted(json.loads(out), key=lambda c: (c["started_at"], c["trunk"], c["channel"]))
+
+
+def identity(c):
+    # everything but the times (compared within TOLERANCE_S below), the recording's id and
+    # sha256 (random per recording) and its size (the audio)
+    return {k: v for k, v in c.items()
+            if k not in ("id", "sha256", "size", "duration_s", "recorded_s") + TIMES}
+
+
+def stored_times(datadir):
+    """Each call's times as the catalog stores them, keyed by (trunk, channel, offered_at)."""
+    with sqlite3.connect(f"file:{datadir / 'catalog.sqlite'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT trunk, channel, offered_at, started_at, answered_at, ended_at "
+                          "FROM calls ORDER BY offered_at, trunk, channel").fetchall()
+    return [{k: None if v is None else datetime.fromisoformat(v) for k, v in zip(TIMES, r[2:])}
+            | {"line": (r[0], r[1])} for r in rows]
+
+
+def init(run_cli, d, password_file, tmp_path):
+    code, _out, err = run_cli("--data-dir", d, "init", "--manager", "kacho", "--password-file",
+                              password_file, "--recovery-key-file", tmp_path / f"{d.name}.rk")
+    assert code == 0, err
+
+
+def run_bounded(fn, seconds):
+    """Run ``fn`` in a thread; fail (not hang) if it takes longer than ``seconds``."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:
+            box["error"] = exc
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"the isdn:// run did not finish within {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def test_isdn_scenario_gives_the_same_catalog_through_alsa_and_serial(
+        run_cli, staff, tmp_path, monkeypatch, password_file):
+    scenario = load_scenario(SCENARIO)
+    assert {t.kind for t in scenario.trunks} == {"isdn"}
+    sim_dir, hw_dir = tmp_path / "sim", tmp_path / "hw"
+    init(run_cli, sim_dir, password_file, tmp_path)
+    init(run_cli, hw_dir, password_file, tmp_path)
+
+    record(sim_dir, open_interface(f"sim://{SCENARIO}", FakeClock(scenario.start)))
+    expected = calls(run_cli, sim_dir, staff)
+
+    bench = tmp_path / "bench"
+    bench.mkdir()
+    conf = bench / "asound.conf"
+    conf.write_text(alsa_config(bench / "capture.fifo", bench / "playback.raw"), encoding="utf-8")
+    (bench / "playback.raw").write_bytes(b"")
+    monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
+    sim = SimInterface(scenario, FakeClock(scenario.start))
+    emu = Emulator(sim, bench / "ctl", bench / "capture.fifo", bench / "playback.raw",
+                   "lockstep").start()
+    trunks = ",".join(f"{t.id}:isdn:{t.channels}" for t in scenario.trunks)
+    url = (f"isdn://{bench / 'ctl'}?capture=appliance_capture&playback=appliance_playback"
+           f"&trunks={trunks}&stop_after={scenario.duration}")
+    t0 = time.monotonic()
+    try:
+        assert emu.plugged.wait(5.0), "emulator did not come up"
+        iface = open_interface(url, FakeClock(scenario.start))
+        assert [(ln.trunk, ln.channel) for ln in iface.lines()] == \
+            [(ln.trunk, ln.channel) for ln in sim.lines()]
+        engine = run_bounded(lambda: record(hw_dir, iface), 50)
+        sent = list(emu.received)
+    finally:
+        emu.stop()
+    elapsed = time.monotonic() - t0
+    got = calls(run_cli, hw_dir, staff)
+
+    # what the staff see: the same calls, numbers (national ones with their 0), reasons,
+    # directions, B-channels and notices
+    assert len(got) == len(expected) == len(scenario.calls)
+    assert [identity(c) for c in got] == [identity(c) for c in expected]
+    by_line = {}
+    for c in sorted(scenario.calls, key=lambda c: c.at):
+        by_line.setdefault((c.trunk, c.channel), []).append(c)
+    for g in got:
+        c = by_line[(g["trunk"], g["channel"])].pop(0)
+        what = c.name
+        assert g["direction"] == c.direction, what
+        assert g["far_number"] == c.far_number, what
+        assert g["number_absent_reason"] == c.absent_reason, what
+        if c.direction == "in" and c.called_number:
+            assert g["called_number"] == c.called_number, what
+        assert g["notice"] == ("played" if c.direction == "in" and c.answered else "none"), what
+        if c.answered:
+            assert abs(g["duration_s"] - c.talk) <= TOLERANCE_S, (what, g["duration_s"])
+    assert {c["far_number"] for c in got if c["far_number"]} >= {"0263345000", "09012345678"}
+    for g, e in zip(got, expected):
+        for k in ("duration_s", "recorded_s"):
+            assert (g[k] is None) == (e[k] is None), (k, g, e)
+            if g[k] is not None:
+                assert abs(g[k] - e[k]) <= TOLERANCE_S, (k, g, e)
+    # two calls at once on the BRI's two B-channels, recorded as two rows
+    b1 = [c for c in got if c["trunk"] == "B1" and c["answered_at"]]
+    assert any(a["channel"] != b["channel"] and a["started_at"] < b["started_at"] < a["ended_at"]
+               for a in b1 for b in b1)
+    # the catalog's own times: within 100 ms of sim://'s
+    exp_t, got_t = stored_times(sim_dir), stored_times(hw_dir)
+    assert [t["line"] for t in got_t] == [t["line"] for t in exp_t]
+    for g, e in zip(got_t, exp_t):
+        for k in TIMES:
+            assert (g[k] is None) == (e[k] is None), (k, g, e)
+            if g[k] is not None:
+                assert abs((g[k] - e[k]).total_seconds()) <= TOLERANCE_S, (k, g, e)
+
+    # the notice went over the wire for each answered incoming call; no relay on ISDN
+    answered_in = sum(c.direction == "in" and c.answered for c in scenario.calls)
+    assert sum(isinstance(m, sc.NoticePath) and m.on for m in sent) == answered_in
+    assert not [m for m in sent if isinstance(m, sc.SetLoop)]
+    assert iface.stats.late_sync == 0 and iface.stats.device_lost == 0
+    assert iface.stats.unknown_lines == 0
+    assert engine.stats.bad_periods == 0 and engine.stats.problems == {}
+    assert elapsed < 60
