@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import json
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -80,3 +82,34 @@ def record(datadir: Path, iface, listeners=(), max_periods: int | None = None):
             sink.close()
             reporter.close()
     return engine
+
+
+def catalog_calls(run_cli, datadir, staff) -> list[dict]:
+    """``calls --json`` as staff see it, in a stable order (time, trunk, channel)."""
+    code, out, err = run_cli("--data-dir", datadir, "calls", "--json", *staff)
+    assert code == 0, err
+    return sorted(json.loads(out), key=lambda c: (c["started_at"], c["trunk"], c["channel"]))
+
+
+def init_datadir(run_cli, d, password_file, tmp_path) -> None:
+    code, _out, err = run_cli("--data-dir", d, "init", "--manager", "kacho", "--password-file",
+                              password_file, "--recovery-key-file", tmp_path / f"{d.name}.rk")
+    assert code == 0, err
+
+
+def run_bounded(fn, seconds: float, what: str):
+    """Run ``fn`` in a thread; fail (not hang) if it takes longer than ``seconds``."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = fn()
+        except BaseException as exc:     # noqa: BLE001 — re-raised in the test
+            box["error"] = exc
+    t = threading.Thread(target=target, daemon=True)
+    t.start()
+    t.join(seconds)
+    assert not t.is_alive(), f"the {what} run did not finish within {seconds} s"
+    if "error" in box:
+        raise box["error"]
+    return box["result"]

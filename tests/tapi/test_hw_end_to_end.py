@@ -9,23 +9,17 @@ they are.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hwbench import SCENARIOS, START, bench, record  # noqa: E402
+from _hwbench import SCENARIOS, START, bench, catalog_calls, init_datadir, record  # noqa: E402
 
 from appliance.clock import FakeClock  # noqa: E402
 from appliance.tapi import open_interface  # noqa: E402
 from appliance.tapi.sim import load_scenario  # noqa: E402
 
-
-def calls(run_cli, datadir, staff):
-    code, out, err = run_cli("--data-dir", datadir, "calls", "--json", *staff)
-    assert code == 0, err
-    return sorted(json.loads(out), key=lambda c: (c["started_at"], c["trunk"]))
 
 
 def comparable(rows):
@@ -34,21 +28,16 @@ def comparable(rows):
     return [{k: v for k, v in c.items() if k not in ("id", "sha256", "size")} for c in rows]
 
 
-def init(run_cli, d, password_file, tmp_path):
-    code, out, err = run_cli("--data-dir", d, "init", "--manager", "kacho", "--password-file",
-                             password_file, "--recovery-key-file", tmp_path / f"{d.name}.rk")
-    assert code == 0, err
-
 
 def test_demo_scenario_gives_the_same_catalog_through_alsa_and_serial(
         run_cli, staff, tmp_path, monkeypatch, password_file):
     scenario = SCENARIOS / "demo.toml"
     sim_dir, hw_dir = tmp_path / "sim", tmp_path / "hw"
-    init(run_cli, sim_dir, password_file, tmp_path)
-    init(run_cli, hw_dir, password_file, tmp_path)
+    init_datadir(run_cli, sim_dir, password_file, tmp_path)
+    init_datadir(run_cli, hw_dir, password_file, tmp_path)
 
     record(sim_dir, open_interface(f"sim://{scenario}", FakeClock(START)))
-    expected = calls(run_cli, sim_dir, staff)
+    expected = catalog_calls(run_cli, sim_dir, staff)
     assert [c["direction"] for c in expected] == ["out", "in", "in"]
 
     seconds = load_scenario(scenario).duration
@@ -58,7 +47,7 @@ def test_demo_scenario_gives_the_same_catalog_through_alsa_and_serial(
         engine = record(hw_dir, iface)
         elapsed = time.monotonic() - t0
         sent = list(emu.received)
-    got = calls(run_cli, hw_dir, staff)
+    got = catalog_calls(run_cli, hw_dir, staff)
     assert comparable(got) == comparable(expected)
     assert [c["notice"] for c in got] == ["none", "played", "played"]
     assert [c["far_number"] for c in got] == [c["far_number"] for c in expected]

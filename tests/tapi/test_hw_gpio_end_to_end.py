@@ -21,11 +21,9 @@ playback queue delivers 40 ms later).
 
 from __future__ import annotations
 
-import json
 import math
 import sqlite3
 import sys
-import threading
 import time
 from datetime import datetime
 from itertools import pairwise
@@ -36,7 +34,7 @@ from gpiozero import Device
 from gpiozero.pins.mock import MockFactory
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hwbench import SCENARIOS, START, record
+from _hwbench import SCENARIOS, START, catalog_calls, init_datadir, record, run_bounded
 
 from appliance.cli.run import status_panel
 from appliance.clock import FakeClock
@@ -59,11 +57,6 @@ def factory(monkeypatch):
     f.reset()
 
 
-def calls(run_cli, datadir, staff):
-    code, out, err = run_cli("--data-dir", datadir, "calls", "--json", *staff)
-    assert code == 0, err
-    return sorted(json.loads(out), key=lambda c: c["started_at"])
-
 
 def identity(c):
     # everything but the times (compared below within TOLERANCE_S), the recording's id and
@@ -82,28 +75,6 @@ def stored_times(datadir):
             for r in rows]
 
 
-def init(run_cli, d, password_file, tmp_path):
-    code, _out, err = run_cli("--data-dir", d, "init", "--manager", "kacho", "--password-file",
-                             password_file, "--recovery-key-file", tmp_path / f"{d.name}.rk")
-    assert code == 0, err
-
-
-def run_bounded(fn, seconds):
-    """Run ``fn`` in a thread; fail (not hang) if it takes longer than ``seconds``."""
-    box = {}
-
-    def target():
-        try:
-            box["result"] = fn()
-        except BaseException as exc:     # noqa: BLE001 — re-raised in the test
-            box["error"] = exc
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"the gpio run did not finish within {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def test_single_line_scenario_gives_the_same_catalog_through_gpio_and_alsa(
@@ -111,12 +82,12 @@ def test_single_line_scenario_gives_the_same_catalog_through_gpio_and_alsa(
     scenario = load_scenario(SCENARIO)
     assert [t.kind for t in scenario.trunks] == ["analog"]
     sim_dir, hw_dir = tmp_path / "sim", tmp_path / "hw"
-    init(run_cli, sim_dir, password_file, tmp_path)
-    init(run_cli, hw_dir, password_file, tmp_path)
+    init_datadir(run_cli, sim_dir, password_file, tmp_path)
+    init_datadir(run_cli, hw_dir, password_file, tmp_path)
 
     sim_run = open_interface(f"sim://{SCENARIO}", FakeClock(START))
     record(sim_dir, sim_run)
-    expected = calls(run_cli, sim_dir, staff)
+    expected = catalog_calls(run_cli, sim_dir, staff)
 
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -133,10 +104,11 @@ def test_single_line_scenario_gives_the_same_catalog_through_gpio_and_alsa(
         iface = open_interface("gpio://?ring=17&loop=27&relay=22&notice=23"
                                "&capture=appliance_capture&playback=appliance_playback", clock)
         panel = status_panel(iface)              # the front panel, as `appliance run` adds it
-        engine = run_bounded(lambda: record(hw_dir, iface, [panel], max_periods=periods), 50)
+        engine = run_bounded(lambda: record(hw_dir, iface, [panel], max_periods=periods), 50,
+                             "gpio")
     elapsed = time.monotonic() - t0
     assert emu.error is None
-    got = calls(run_cli, hw_dir, staff)
+    got = catalog_calls(run_cli, hw_dir, staff)
 
     # what the staff see: the same calls, numbers, reasons and notices
     assert [c["direction"] for c in expected] == ["in", "in", "out"]

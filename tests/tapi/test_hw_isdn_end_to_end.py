@@ -20,16 +20,14 @@ wire). Durations and times are compared within 100 ms.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hwbench import SCENARIOS, record
+from _hwbench import SCENARIOS, catalog_calls, init_datadir, record, run_bounded
 
 from appliance.clock import FakeClock
 from appliance.tapi import open_interface
@@ -41,11 +39,6 @@ SCENARIO = SCENARIOS / "isdn.toml"
 TIMES = ("offered_at", "started_at", "answered_at", "ended_at")
 TOLERANCE_S = 0.1
 
-
-def calls(run_cli, datadir, staff):
-    code, out, err = run_cli("--data-dir", datadir, "calls", "--json", *staff)
-    assert code == 0, err
-    return sorted(json.loads(out), key=lambda c: (c["started_at"], c["trunk"], c["channel"]))
 
 
 def identity(c):
@@ -64,28 +57,6 @@ def stored_times(datadir):
             | {"line": (r[0], r[1])} for r in rows]
 
 
-def init(run_cli, d, password_file, tmp_path):
-    code, _out, err = run_cli("--data-dir", d, "init", "--manager", "kacho", "--password-file",
-                              password_file, "--recovery-key-file", tmp_path / f"{d.name}.rk")
-    assert code == 0, err
-
-
-def run_bounded(fn, seconds):
-    """Run ``fn`` in a thread; fail (not hang) if it takes longer than ``seconds``."""
-    box = {}
-
-    def target():
-        try:
-            box["result"] = fn()
-        except BaseException as exc:
-            box["error"] = exc
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    t.join(seconds)
-    assert not t.is_alive(), f"the isdn:// run did not finish within {seconds} s"
-    if "error" in box:
-        raise box["error"]
-    return box["result"]
 
 
 def test_isdn_scenario_gives_the_same_catalog_through_alsa_and_serial(
@@ -93,11 +64,11 @@ def test_isdn_scenario_gives_the_same_catalog_through_alsa_and_serial(
     scenario = load_scenario(SCENARIO)
     assert {t.kind for t in scenario.trunks} == {"isdn"}
     sim_dir, hw_dir = tmp_path / "sim", tmp_path / "hw"
-    init(run_cli, sim_dir, password_file, tmp_path)
-    init(run_cli, hw_dir, password_file, tmp_path)
+    init_datadir(run_cli, sim_dir, password_file, tmp_path)
+    init_datadir(run_cli, hw_dir, password_file, tmp_path)
 
     record(sim_dir, open_interface(f"sim://{SCENARIO}", FakeClock(scenario.start)))
-    expected = calls(run_cli, sim_dir, staff)
+    expected = catalog_calls(run_cli, sim_dir, staff)
 
     bench = tmp_path / "bench"
     bench.mkdir()
@@ -117,12 +88,12 @@ def test_isdn_scenario_gives_the_same_catalog_through_alsa_and_serial(
         iface = open_interface(url, FakeClock(scenario.start))
         assert [(ln.trunk, ln.channel) for ln in iface.lines()] == \
             [(ln.trunk, ln.channel) for ln in sim.lines()]
-        engine = run_bounded(lambda: record(hw_dir, iface), 50)
+        engine = run_bounded(lambda: record(hw_dir, iface), 50, "isdn://")
         sent = list(emu.received)
     finally:
         emu.stop()
     elapsed = time.monotonic() - t0
-    got = calls(run_cli, hw_dir, staff)
+    got = catalog_calls(run_cli, hw_dir, staff)
 
     # what the staff see: the same calls, numbers (national ones with their 0), reasons,
     # directions, B-channels and notices
