@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _hwbench import START, bench, record  # noqa: E402
+from _hwbench import bench, record  # noqa: E402
 
 from appliance.clock import SystemClock  # noqa: E402
 from appliance.engine.reports import Alarm, CallStarted  # noqa: E402
