@@ -18,7 +18,7 @@ from appliance.dsp.ring import (
     RingBurst, RingCadence, RingCadenceClassifier, RingEdge, RingKind, RingSpec, RingStopped,
 )
 from appliance.dsp.tones import (
-    CallProgressDetector, Tone, ToneDetected, ToneEnded, ToneSpec, detect_tones,
+    CallProgressDetector, Tone, ToneDetected, ToneEnded, ToneSpec, TonesBank, detect_tones,
 )
 
 __all__ = [
@@ -29,7 +29,8 @@ __all__ = [
     "level_dbm0", "power_to_dbm0", "sine_amplitude",
     "RingBurst", "RingCadence", "RingCadenceClassifier", "RingEdge", "RingKind", "RingSpec",
     "RingStopped",
-    "CallProgressDetector", "Tone", "ToneDetected", "ToneEnded", "ToneSpec", "detect_tones",
+    "CallProgressDetector", "Tone", "ToneDetected", "ToneEnded", "ToneSpec", "TonesBank",
+    "detect_tones",
 ]
 
 # --- FSK caller ID (fsk.py, callerid.py) ---

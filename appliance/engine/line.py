@@ -114,6 +114,7 @@ class Line:
         self._dtmf: DtmfReceiver | None = None
         self._onset: VoiceOnset | None = None
         self._det_base = 0          # sample where the far/near detectors started
+        self._p0 = -1               # first sample of the period being processed
 
     # --- the capture thread's entry point --------------------------------------------
     @property
@@ -121,6 +122,7 @@ class Line:
         return self.state is not State.IDLE
 
     def process(self, p0: int, far: np.ndarray, near: np.ndarray, events: list[LineEvent]) -> None:
+        self._p0 = p0
         pos = p0
         for ev in events:
             s = min(max(ev.sample, pos), p0 + FRAME_SAMPLES)
@@ -376,7 +378,9 @@ class Line:
                     self._connect(at)
                     break
         if self._tones is not None:
-            for e in self._tones.feed(far):
+            # a whole frame may have been analysed by the engine's TonesBank
+            frame = self._p0 if far.size == FRAME_SAMPLES else None
+            for e in self._tones.feed(far, frame=frame):
                 if isinstance(e, ToneDetected) and e.tone is Tone.BUSY and c.answered is not None:
                     c.busy_start, c.busy_seen_at = self._det_base + e.start, s + far.size
                 elif isinstance(e, ToneDetected) and e.tone is Tone.RINGBACK:
