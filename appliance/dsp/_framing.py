@@ -59,3 +59,24 @@ class BlockBuffer:
         self._tail = x[cut:].copy()
         self.blocks_done += n
         return x[:cut].reshape(n, self.size), first
+
+
+class StartsAt:
+    """``start_s`` for an event whose ``start`` is a sample index at ``rate``."""
+
+    start: int
+    rate: int
+
+    @property
+    def start_s(self) -> float:
+        return self.start / self.rate
+
+
+class Spans(StartsAt):
+    """``start_s`` and ``end_s`` for an event with ``start`` and ``end`` sample indices."""
+
+    end: int
+
+    @property
+    def end_s(self) -> float:
+        return self.end / self.rate

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.dsp._framing import BlockBuffer
+from appliance.dsp._framing import BlockBuffer, Spans
 from appliance.dsp.level import dbm0_to_power
 from appliance.units import DBm0, Decibels, LINE_RATE, SampleRate
 
@@ -76,17 +76,13 @@ class DtmfSpec:
 
 
 @dataclass(frozen=True)
-class DtmfDigit:
+class DtmfDigit(Spans):
     """One received digit; ``start``/``end`` are samples since the first fed."""
 
     digit: str
     start: int
     end: int
     rate: int = LINE_RATE
-
-    @property
-    def start_s(self) -> float:
-        return self.start / self.rate
 
     @property
     def end_s(self) -> float:

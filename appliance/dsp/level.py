@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from appliance.dsp._framing import BlockBuffer
-from appliance.units import DBFS, DBm0, Decibels, Milliseconds, LINE_RATE, SampleRate
+from appliance.dsp._framing import BlockBuffer, StartsAt
+from appliance.units import DBm0, Decibels, Milliseconds, LINE_RATE, SampleRate
 
 #: dBm0 of a full-scale (amplitude 32767) 16-bit sine
 DBM0_FULL_SCALE_SINE = 3.14
@@ -76,7 +76,7 @@ class LevelSpec:
 
 
 @dataclass(frozen=True)
-class LevelFrame:
+class LevelFrame(StartsAt):
     """One frame's measurements; ``start`` is in samples since the first fed."""
 
     start: int

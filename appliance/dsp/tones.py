@@ -34,7 +34,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from appliance.dsp._framing import BlockBuffer
+from appliance.dsp._framing import BlockBuffer, Spans, StartsAt
 from appliance.dsp.level import dbm0_to_power
 from appliance.units import DBm0, Hz, LINE_RATE, Milliseconds, SampleRate, Seconds
 
@@ -66,7 +66,7 @@ class ToneSpec:
 
 
 @dataclass(frozen=True)
-class ToneDetected:
+class ToneDetected(StartsAt):
     """A tone's cadence was recognised; it began at ``start`` (samples)."""
 
     tone: Tone
@@ -79,17 +79,13 @@ class ToneDetected:
 
 
 @dataclass(frozen=True)
-class ToneEnded:
+class ToneEnded(Spans):
     """A recognised tone stopped; it lasted from ``start`` to ``end`` (samples)."""
 
     tone: Tone
     start: int
     end: int
     rate: int = LINE_RATE
-
-    @property
-    def start_s(self) -> float:
-        return self.start / self.rate
 
     @property
     def end_s(self) -> float:
