@@ -16,7 +16,6 @@ call, …) is counted and reported, and the line carries on.
 
 from __future__ import annotations
 
-from datetime import datetime
 from enum import StrEnum
 
 import numpy as np

@@ -32,7 +32,7 @@ from appliance.tapi import lapd, q931
 from appliance.tapi.contract import EventKind
 from appliance.tapi.sim.audio import call_seed, talk_audio
 from appliance.tapi.sim.scenario import (ISDN_CLEAR_S, ISDN_PROCEED_S, Call, Glitch)
-from appliance.tapi.sim.wire import S, SimRecord, _array_fn
+from appliance.tapi.sim.wire import NoticePath, S, SimRecord, _array_fn
 from appliance.units import DBm0, LINE_RATE
 
 NET, USER = "network", "user"
@@ -148,7 +148,7 @@ class IsdnCallScript:
         self._msg(s + S(2 * ISDN_CLEAR_S), first, q931.RELEASE_COMPLETE)
 
 
-class IsdnChannelWire:
+class IsdnChannelWire(NoticePath):
     """The LineWire-like view of one B-channel (what SimInterface renders and plays into)."""
 
     def __init__(self, trunk: "IsdnTrunkWire", channel: int, notice_ok: bool) -> None:
@@ -162,15 +162,6 @@ class IsdnChannelWire:
 
     def set_loop(self, closed: bool, s: int) -> None:
         self.note(s, "relay_ignored")           # no loop relay on an ISDN line
-
-    def play(self, s: int, samples: np.ndarray) -> None:
-        self.plays.append((s, samples))
-        self.note(s, "play_start", {"samples": int(samples.size), "heard": self.notice_ok})
-
-    def stop_play(self, s: int) -> None:
-        if self.plays:
-            self.note(s, "play_stop")
-        self.plays = [(p0, x[:max(0, s - p0)]) for p0, x in self.plays if s > p0]
 
     def render(self, p0: int, p1: int, far: np.ndarray, near: np.ndarray, events: list) -> None:
         sc = self.trunk.active.get(self.channel)

@@ -182,7 +182,27 @@ class CallScript:
         self.emits.sort(key=lambda e: e[0])
 
 
-class LineWire:
+class NoticePath:
+    """What the appliance plays towards a simulated line (analog or ISDN B-channel).
+
+    Subclasses keep ``plays`` (start sample, samples), ``notice_ok`` (whether
+    the line carries it) and a ``note(s, what, detail)`` for the history.
+    """
+
+    plays: list[tuple[int, np.ndarray]]
+    notice_ok: bool
+
+    def play(self, s: int, samples: np.ndarray) -> None:
+        self.plays.append((s, samples))
+        self.note(s, "play_start", {"samples": int(samples.size), "heard": self.notice_ok})
+
+    def stop_play(self, s: int) -> None:
+        if self.plays:
+            self.note(s, "play_stop")
+        self.plays = [(p0, x[:max(0, s - p0)]) for p0, x in self.plays if s > p0]
+
+
+class LineWire(NoticePath):
     """The exchange and the staff phone on one line; renders 20 ms at a time."""
 
     def __init__(self, trunk: str, channel: int, calls: list[Call], notice_ok: bool,
@@ -204,15 +224,6 @@ class LineWire:
         self.relay_closed = closed
         if self.script is not None:
             self.script.on_loop(closed, s)
-
-    def play(self, s: int, samples: np.ndarray) -> None:
-        self.plays.append((s, samples))
-        self.note(s, "play_start", {"samples": int(samples.size), "heard": self.notice_ok})
-
-    def stop_play(self, s: int) -> None:
-        if self.plays:
-            self.note(s, "play_stop")
-        self.plays = [(p0, x[:max(0, s - p0)]) for p0, x in self.plays if s > p0]
 
     def render(self, p0: int, p1: int, far: np.ndarray, near: np.ndarray,
                events: list[tuple[int, EventKind]]) -> None:
