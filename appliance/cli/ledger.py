@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import sys
 from pathlib import Path
@@ -11,15 +9,8 @@ from pathlib import Path
 from appliance.cli.common import add_credentials, open_catalog, open_session
 from appliance.errors import ConfigError
 from appliance.governance.access import Action
-from appliance.governance.grounds import GROUNDS, Ground
-from appliance.governance.ledger import KIND_LABELS_JA, EntryKind, Ledger
-from appliance.store.catalog import to_local_text
+from appliance.governance.ledger import Ledger, csv_bytes
 from appliance.store.keystore import atomic_write
-
-#: the columns of a paper 通話記録管理簿, then what makes the chain checkable
-CSV_COLUMNS = ("日時", "区分", "対象通話", "根拠", "参照番号", "提供先", "実施者", "承認者",
-               "詳細", "番号", "ハッシュ")
-
 
 def _anchor(text: str | None) -> tuple[int, str] | None:
     if not text:
@@ -47,32 +38,18 @@ def cmd_verify(args) -> int:
     return 0 if res.ok else 1
 
 
-def _csv_rows(entries: list[dict]):
-    for e in entries:
-        ground = e["ground"]
-        label = GROUNDS[Ground(ground)].label_ja if ground in {g.value for g in Ground} else ground
-        yield [to_local_text(e["at"]), KIND_LABELS_JA.get(EntryKind(e["kind"]), e["kind"]),
-               " ".join(json.loads(e["call_ids"])), label or "", e["reference"] or "",
-               e["recipient"] or "", e["actor"] or "", e["approver"] or "",
-               e["detail"] if e["detail"] != "{}" else "", e["seq"], e["hash"]]
-
-
 def cmd_export(args) -> int:
     if not args.csv:
         raise ConfigError("--csv を指定してください / say --csv (the only format so far)")
     with open_session(args) as s:
         s.authorize(Action.LEDGER)
         entries = Ledger(s.catalog).entries()
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
-    w.writerows(_csv_rows(entries))
-    data = "\ufeff" + buf.getvalue()      # BOM: Japanese Excel opens UTF-8 cleanly
+    data = csv_bytes(entries)
     if args.out:
-        atomic_write(args.out, data.encode("utf-8"), 0o600)
+        atomic_write(args.out, data, 0o600)
         print(f"{len(entries)} 件を書き出しました / wrote {len(entries)} entries to {args.out}")
     else:
-        sys.stdout.buffer.write(data.encode("utf-8"))
+        sys.stdout.buffer.write(data)
     return 0
 
 

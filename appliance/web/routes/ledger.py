@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from appliance.cli.ledger import CSV_COLUMNS, _csv_rows
 from appliance.governance.access import Action
 from appliance.governance.grounds import GROUNDS
-from appliance.governance.ledger import KIND_LABELS_JA, EntryKind, Ledger
+from appliance.governance.ledger import EntryKind, KIND_LABELS_JA, Ledger, csv_bytes
 from appliance.store.catalog import to_local_text
 from appliance.web.deps import Staff, current_staff
 
@@ -55,11 +52,7 @@ def get_ledger(kind: EntryKind | None = Query(None), limit: int = Query(100, ge=
 def get_csv(staff: Staff = Depends(current_staff)) -> Response:
     session = staff.session()
     session.authorize(Action.LEDGER)
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(CSV_COLUMNS)
-    w.writerows(_csv_rows(Ledger(staff.catalog).entries()))
-    return Response(("\ufeff" + buf.getvalue()).encode("utf-8"),
+    return Response(csv_bytes(Ledger(staff.catalog).entries()),
                     media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": 'attachment; filename="ledger.csv"'})
 
