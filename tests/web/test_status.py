@@ -30,3 +30,15 @@ def test_status_shows_active_alarms_only(client, office):
     with Catalog.open(d / "catalog.sqlite", now()) as cat:
         AlarmRegistry(cat, now).clear(AlarmCode.DEVICE_LOST, "usb0")
     assert client.get("/api/status").json()["alarms"] == []
+
+
+def test_ledger_csv_download_is_the_paper_kanribo(client):
+    import csv
+    import io
+    assert login(client, "kacho").status_code == 200
+    r = client.get("/api/ledger/csv")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert r.content.startswith(b"\xef\xbb\xbf")             # BOM for Japanese Excel
+    rows = list(csv.reader(io.StringIO(r.content.decode("utf-8-sig"))))
+    assert rows[0][:8] == ["日時", "区分", "対象通話", "根拠", "参照番号", "提供先", "実施者", "承認者"]
+    assert rows[1][1] == "初期設定" and rows[1][6] == "kacho"
