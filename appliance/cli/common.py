@@ -1,29 +1,22 @@
-"""What every command group shares: credentials, sessions, time parsing, labels."""
+"""What every command group shares: credentials and sessions (labels: appliance.present)."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from datetime import datetime, time as dtime
 from pathlib import Path
 
 from appliance.clock import SystemClock
 from appliance.config import load_config
-from appliance.errors import AuthError, ConfigError
+from appliance.errors import AuthError
 from appliance.governance.access import Policy, Session
 from appliance.governance.ledger import EntryKind, Ledger
 from appliance.governance.users import authenticate, read_password_file
-from appliance.store.catalog import TOKYO, Catalog, to_local_text
+# labels and parsing live in appliance.present; re-exported for the command modules
+from appliance.present import (ABSENT_JA, CALL_FIELDS, NOTICE_JA, STATE_JA,  # noqa: F401
+                               call_json, parse_when)
+from appliance.store.catalog import Catalog
 from appliance.store.datadir import DataDir
-
-ABSENT_JA = {"withheld": "非通知", "unavailable": "表示圏外", "public_phone": "公衆電話"}
-NOTICE_JA = {"played": "案内済", "not_heard": "案内未確認", "none": "案内なし"}
-STATE_JA = {"recording": "録音中", "complete": "完了", "truncated": "途中切断",
-            "unanswered": "不応答", "erased": "廃棄済"}
-CALL_FIELDS = ("id", "site", "trunk", "channel", "direction", "started_at", "answered_at",
-               "ended_at", "duration_s", "far_number", "near_number", "called_number",
-               "number_absent_reason", "notice", "state", "sha256", "size", "recorded_s",
-               "clock_unsynced")
 
 
 def add_credentials(p) -> None:
@@ -54,23 +47,3 @@ def open_session(args) -> Iterator[Session]:
                                    detail={"action": "sign-in", "reason": str(exc)})
             raise
         yield Session(user, password, dd, catalog, clock.now, policy)
-
-
-def parse_when(text: str) -> datetime:
-    """ISO date or date-time; without an offset it is Japan time."""
-    try:
-        if len(text) == 10:
-            return datetime.combine(datetime.fromisoformat(text).date(), dtime.min, TOKYO)
-        t = datetime.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f"日時の形式が正しくありません / not an ISO 8601 date or time: {text!r}") from None
-    return t if t.tzinfo else t.replace(tzinfo=TOKYO)
-
-
-def call_json(row: dict) -> dict:
-    out = {k: row.get(k) for k in CALL_FIELDS}
-    # recorded while the clock was not synchronised: its times are doubtful
-    out["clock_unsynced"] = bool(out["clock_unsynced"])
-    for k in ("started_at", "answered_at", "ended_at"):
-        out[k] = to_local_text(row.get(k))
-    return out

@@ -23,9 +23,8 @@ from appliance.governance.requests import (
     list_requests,
     open_request,
 )
+from appliance.present import REQUEST_STATE_JA
 from appliance.store.catalog import to_local_text
-
-REQUEST_STATE_JA = {"open": "処理中", "closed": "終了"}
 
 
 def _until(text: str):

@@ -7,9 +7,9 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 
-from appliance.cli.common import ABSENT_JA, NOTICE_JA, STATE_JA, call_json
 from appliance.governance.access import Action
 from appliance.governance.holds import held_call_ids, list_holds
+from appliance.present import ABSENT_JA, NOTICE_JA, STATE_JA, call_json
 from appliance.store.catalog import to_local_text
 from appliance.web.deps import Staff, current_staff
 from appliance.web.routes.common import GROUND_CHOICES, TEXT_MAX, CallId, number_filter, when

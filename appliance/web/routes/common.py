@@ -8,12 +8,12 @@ from typing import Annotated
 
 from fastapi import Path, Response
 
-from appliance.cli.common import parse_when
 from appliance.errors import ConfigError, GroundError
 from appliance.governance.access import Session
 from appliance.governance.grounds import GROUNDS, Ground, parse_ground
 from appliance.governance.ledger import EntryKind
 from appliance.governance.requests import normalize_number
+from appliance.present import parse_when
 from appliance.web.context import WebContext
 
 #: identifiers the appliance makes (call ids, REQ-…, EXP-…): nothing else reaches a query

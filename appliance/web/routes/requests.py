@@ -7,11 +7,10 @@ import datetime as dt
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
-from appliance.cli.common import call_json
-from appliance.cli.requests import REQUEST_STATE_JA
 from appliance.governance.access import Action
 from appliance.governance.requests import (close_request, export_request, get_request,
                                            list_requests, open_request)
+from appliance.present import REQUEST_STATE_JA, call_json
 from appliance.store.catalog import to_local_text
 from appliance.web.deps import Staff, WebError, current_staff
 from appliance.web.routes.common import TEXT_MAX, ObjectId, number_filter, when

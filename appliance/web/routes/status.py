@@ -11,12 +11,12 @@ import shutil
 
 from fastapi import APIRouter, Depends, Request
 
-from appliance.cli.common import STATE_JA
 from appliance.governance.holds import held_call_ids
 from appliance.governance.ledger import Ledger
 from appliance.governance.retention import Sweeper
 from appliance.governance.users import require_staff
 from appliance.ops.status import appliance_status
+from appliance.present import STATE_JA
 from appliance.store.catalog import to_local_text, to_utc_text
 from appliance.web.deps import Staff, current_staff
 
