@@ -75,6 +75,28 @@ def test_shipped_scenario_end_to_end(name, datadir, run_cli, staff, caplog):
     assert numbers and not [n for n in numbers if n in logged]
 
 
+def test_busy_hour_with_the_batched_tone_analysis(datadir, run_cli, monkeypatch):
+    # busy hour has 8 lines, below the batch threshold: force the TonesBank path
+    # so that the product's large-site path meets the same truth
+    from appliance.engine import capture
+    from appliance.dsp.tones import TonesBank
+    batches = []
+    real = TonesBank.prefetch
+
+    def counting(self, frame, dets, rows):
+        batches.append(len(dets))
+        return real(self, frame, dets, rows)
+
+    monkeypatch.setattr(capture, "TONES_BANK_MIN", 1)
+    monkeypatch.setattr(TonesBank, "prefetch", counting)
+    code, out, err = run_cli("--data-dir", datadir, "--config", CONFIG, "run", "--fast",
+                             "--interface", f"sim://{SCENARIOS / 'busy-hour.toml'}")
+    assert code == 0, err
+    assert batches and max(batches) >= 4
+    with Catalog.open(datadir / "catalog.sqlite", from_utc_text("2026-01-01T00:00:00+00:00")) as cat:
+        check_catalog(cat.calls(), SCENARIOS / "busy-hour.toml")
+
+
 @pytest.mark.slow
 def test_edge_cases_end_to_end_including_the_hour_long_call(datadir, run_cli):
     code, out, err = run_cli("--data-dir", datadir, "--config", CONFIG, "run", "--fast",
