@@ -68,7 +68,8 @@ class Config:
     engine: EngineConfig = field(default_factory=EngineConfig)
 
 
-_KNOWN = {"site": {"name"}, "encoder": {"bitrate_per_leg", "complexity", "frames_per_page"},
+_KNOWN = {"site": {"name"}, "encoder": {"bitrate_per_leg", "complexity", "frames_per_page",
+                                          "frames_per_encode"},
           "interface": {"url"}, "notice": {"file", "text"},
           "engine": {"max_call_s", "writer_queue_chunks"}}
 _EXCLUSION_KEYS = {"trunk", "channel", "called_number", "far_number", "keep_metadata", "name"}

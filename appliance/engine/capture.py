@@ -78,7 +78,7 @@ class Engine:
         self._last_alarm = -ALARM_EVERY
         self._lost_reported = 0
         # the lines stage their frames; the period's end encodes them on both cores
-        self.encoder = PeriodEncoder()
+        self.encoder = PeriodEncoder(recorder.settings.frames_per_encode)
         #: the far-leg call-progress analysis of all lines at once (dsp/tones.py)
         self.tones_bank = TonesBank()
         recorder.batch = self.encoder

@@ -66,7 +66,11 @@ class ActiveRecording:
         first = encoder.start()
         self._held: list[bytes] | None = [first] if hold else None
         self._fields: dict = {}
-        self._staged = False           # a frame waits in the period encoder
+        self._queued = False           # staged frames wait for the period's end (encoding.py)
+        # which periods this recording's staged frames are encoded in (one in
+        # frames_per_encode): spread over the recordings so that each period
+        # encodes about the same number of frames
+        self._slot = recorder.batch.next_slot() if recorder.batch is not None else 0
         if not hold:
             self.sink.submit(open_job)
             self.sink.submit_audio(AppendJob(call_id, first))
@@ -85,24 +89,29 @@ class ActiveRecording:
         batch = self.recorder.batch
         if batch is None:
             self._hand_over(self.encoder.write(far, near))
-        else:                      # encoded at the period's end, on both cores (encoding.py)
-            if self._staged:
-                self._settle()     # a second frame in one period (the last, at hang-up)
-            self.encoder.stage(far, near)
-            self._staged = True
-            batch.add(self)
+        else:                      # encoded at a period's end, on both cores (encoding.py)
+            enc = self.encoder
+            if enc.stage_full:
+                self._settle()     # a second frame in a due period (the last, at hang-up)
+            due = enc.stage(far, near) or batch.due(self._slot)
+            if due and not self._queued:
+                self._queued = True
+                batch.add(self)
         return True
 
     def _settle(self) -> None:
-        """Encode a staged frame now: before anything that must follow it in order."""
-        if self._staged:
+        """Encode the staged frames now: before anything that must follow them in order."""
+        if self._queued:
             self.recorder.batch.remove(self)
+            self._queued = False
+        if self.encoder is not None and self.encoder.staged:
             self._deliver(self.encoder.encode_staged())
 
-    def _deliver(self, packet: bytes) -> None:
-        self._staged = False
+    def _deliver(self, packets: list[bytes]) -> None:
+        self._queued = False
         if self.encoder is not None:
-            self._hand_over(self.encoder.add_packet(packet))
+            for packet in packets:
+                self._hand_over(self.encoder.add_packet(packet))
 
     def _hand_over(self, data: bytes) -> None:
         if data:
@@ -130,9 +139,9 @@ class ActiveRecording:
 
     def discard(self) -> None:
         """A held recording of an excluded call: nothing reaches disk."""
-        if self._staged:
+        if self._queued:
             self.recorder.batch.remove(self)
-            self._staged = False
+            self._queued = False
         self._held = []
         self.encoder = None       # the data key goes with it
 

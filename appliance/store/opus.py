@@ -59,6 +59,11 @@ class EncoderSettings:
     complexity: int = 5            # 0..10; the measured cost is about 1 : 2.2 : 3.9 for 0 : 5 : 10
     #: frames per page: 40 × 20 ms = 0.8 s, a page at least once a second with margin for jitter
     frames_per_page: int = 40
+    #: frames a recording stages before the capture loop encodes them back to back:
+    #: the encoder's state is then warm in the caches for all but the first
+    #: (docs/performance.md). A frame that completes a page is encoded at once,
+    #: so pages, and the time they reach the disk, do not move.
+    frames_per_encode: int = 5
 
     def __post_init__(self) -> None:
         if not 6000 <= self.bitrate_per_leg <= 256000:
@@ -67,6 +72,8 @@ class EncoderSettings:
             raise ValueError("complexity must be within 0..10")
         if not 1 <= self.frames_per_page <= 50:
             raise ValueError("frames_per_page must be within 1..50 (a page at least every second)")
+        if not 1 <= self.frames_per_encode <= 10:
+            raise ValueError("frames_per_encode must be within 1..10")
 
 
 def opus_head(pre_skip: int, input_rate: int = LINE_RATE) -> bytes:
@@ -101,8 +108,12 @@ class OggOpusWriter:
         self._enc.signal = opus.SIGNAL_VOICE
         self.pre_skip = self._enc.lookahead * (GRANULE_RATE // LINE_RATE)
         self._state = ctypes.cast(self._enc.msencoder_state, ctypes.c_void_p)
-        self._pcm = np.zeros((FRAME_SAMPLES, CHANNELS), dtype="<i2")   # interleaved legs
+        # staged frames, each with its legs interleaved, back to back
+        self._pcm = np.zeros((settings.frames_per_encode, FRAME_SAMPLES, CHANNELS), dtype="<i2")
         self._pcm_ptr = self._pcm.ctypes.data
+        self._frame_bytes = FRAME_SAMPLES * CHANNELS * 2
+        #: frames staged and not yet encoded
+        self.staged = 0
         self._packet = ctypes.create_string_buffer(_MAX_PACKET)
         self._serial = serial & 0xFFFFFFFF
         self._seq = 0
@@ -130,26 +141,49 @@ class OggOpusWriter:
             self._pending, self._pending_segments = [], 0
 
     def _encode(self, far: np.ndarray, near: np.ndarray) -> bytes:
+        if self.staged:
+            raise ValueError("frames are staged: encode them first")
         self.stage(far, near)
-        return self.encode_staged()
+        return self.encode_staged()[0]
 
-    def stage(self, far: np.ndarray, near: np.ndarray) -> None:
-        """Copy one frame of both legs into this writer's own PCM buffer (holds the GIL)."""
+    @property
+    def stage_full(self) -> bool:
+        """No room for another staged frame: ``encode_staged`` first."""
+        return self.staged >= self.settings.frames_per_encode
+
+    def stage(self, far: np.ndarray, near: np.ndarray) -> bool:
+        """Copy one frame of both legs into this writer's own PCM buffer (holds the GIL).
+
+        Returns True when the staged frames are due now: the buffer is full, or
+        the last one completes a page (which must not wait for the next batch).
+        """
         if far.shape != (FRAME_SAMPLES,) or near.shape != (FRAME_SAMPLES,):
             # libopus reads past a short buffer without checking: refuse it here
             raise ValueError(f"each leg needs exactly {FRAME_SAMPLES} samples per frame")
-        pcm = self._pcm
-        pcm[:, 0] = far
-        pcm[:, 1] = near
+        if self.stage_full:
+            raise ValueError("no room for another staged frame: encode the staged ones first")
+        slot = self._pcm[self.staged]
+        slot[:, 0] = far
+        slot[:, 1] = near
+        self.staged += 1
+        return (self.stage_full
+                or len(self._pending) + self.staged >= self.settings.frames_per_page)
 
-    def encode_staged(self) -> bytes:
-        """The staged frame's Opus packet. Touches only this writer's buffers and
-        libopus (which runs without the GIL), so different recordings may encode
-        in different threads at once; ``add_packet`` then orders the pages."""
-        n = _ms_encode(self._state, self._pcm_ptr, FRAME_SAMPLES, self._packet, _MAX_PACKET)
-        if n < 0:
-            raise opus.OpusError(n)
-        return ctypes.string_at(self._packet, n)
+    def encode_staged(self) -> list[bytes]:
+        """The staged frames' Opus packets, in order. Touches only this writer's
+        buffers and libopus (which runs without the GIL), so different
+        recordings may encode in different threads at once; ``add_packet`` then
+        orders the pages."""
+        packets = []
+        ptr, step = self._pcm_ptr, self._frame_bytes
+        for k in range(self.staged):
+            n = _ms_encode(self._state, ptr + k * step, FRAME_SAMPLES, self._packet, _MAX_PACKET)
+            if n < 0:
+                self.staged = 0
+                raise opus.OpusError(n)
+            packets.append(ctypes.string_at(self._packet, n))
+        self.staged = 0
+        return packets
 
     def _add(self, packet: bytes) -> None:
         segments = len(packet) // 255 + 1

@@ -61,10 +61,19 @@ class RecordingEncoder:
 
     # ``write`` in three steps, so that the GIL-free middle one can run in another
     # thread (engine/encoding.py): stage and add_packet hold the GIL and keep order
-    def stage(self, far: np.ndarray, near: np.ndarray) -> None:
-        self._ogg.stage(far, near)
+    def stage(self, far: np.ndarray, near: np.ndarray) -> bool:
+        """True when the staged frames are due (see OggOpusWriter.stage)."""
+        return self._ogg.stage(far, near)
 
-    def encode_staged(self) -> bytes:
+    @property
+    def staged(self) -> int:
+        return self._ogg.staged
+
+    @property
+    def stage_full(self) -> bool:
+        return self._ogg.stage_full
+
+    def encode_staged(self) -> list[bytes]:
         return self._ogg.encode_staged()
 
     def add_packet(self, packet: bytes) -> bytes:
