@@ -28,6 +28,7 @@ class NoticeCheck:
         # per call would cost 8 bytes a sample, about 0.6 MB a call for a 9.5 s notice
         self.ref = np.asarray(reference)
         self.start = start
+        self.end = start + self.ref.size     # first sample after the notice
         self.min_gain = min_gain
         ref = self.ref.astype(np.float64)
         self.min_energy = float(np.mean(ref ** 2)) * min_ms * LINE_RATE / 1000.0
@@ -36,10 +37,12 @@ class NoticeCheck:
 
     def feed(self, sample: int, near) -> None:
         """``near`` begins at absolute ``sample``; parts outside the playback are ignored."""
-        lo = max(sample, self.start)
-        hi = min(sample + np.size(near), self.start + self.ref.size)
-        if lo >= hi:
+        if sample >= self.end:
             return          # most of a call: the notice is over
+        lo = max(sample, self.start)
+        hi = min(sample + np.size(near), self.end)
+        if lo >= hi:
+            return
         r = np.asarray(self.ref[lo - self.start:hi - self.start], np.float64)
         x = np.asarray(near, np.float64).reshape(-1)[lo - sample:hi - sample]
         self.cross += float(r @ x)
