@@ -69,7 +69,7 @@ class Config:
 
 
 _KNOWN = {"site": {"name"}, "encoder": {"bitrate_per_leg", "complexity", "frames_per_page",
-                                          "frames_per_encode"},
+                                          "frames_per_encode", "helper_threads"},
           "interface": {"url"}, "notice": {"file", "text"},
           "engine": {"max_call_s", "writer_queue_chunks"}}
 _EXCLUSION_KEYS = {"trunk", "channel", "called_number", "far_number", "keep_metadata", "name"}

@@ -17,6 +17,7 @@ The capture thread's contract (docs/engine.md has the full list):
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -78,7 +79,9 @@ class Engine:
         self._last_alarm = -ALARM_EVERY
         self._lost_reported = 0
         # the lines stage their frames; the period's end encodes them on both cores
-        self.encoder = PeriodEncoder(recorder.settings.frames_per_encode)
+        self.encoder = PeriodEncoder(recorder.settings.frames_per_encode,
+                                     recorder.settings.helper_threads
+                                     or max(1, (os.cpu_count() or 2) - 1))
         #: the far-leg call-progress analysis of all lines at once (dsp/tones.py)
         self.tones_bank = TonesBank()
         recorder.batch = self.encoder

@@ -64,6 +64,8 @@ class EncoderSettings:
     #: (docs/performance.md). A frame that completes a page is encoded at once,
     #: so pages, and the time they reach the disk, do not move.
     frames_per_encode: int = 5
+    #: threads that encode besides the capture thread; 0 = one per further CPU core
+    helper_threads: int = 0
 
     def __post_init__(self) -> None:
         if not 6000 <= self.bitrate_per_leg <= 256000:
@@ -74,6 +76,8 @@ class EncoderSettings:
             raise ValueError("frames_per_page must be within 1..50 (a page at least every second)")
         if not 1 <= self.frames_per_encode <= 10:
             raise ValueError("frames_per_encode must be within 1..10")
+        if not 0 <= self.helper_threads <= 16:
+            raise ValueError("helper_threads must be within 0..16 (0 = one per further core)")
 
 
 def opus_head(pre_skip: int, input_rate: int = LINE_RATE) -> bytes:

@@ -46,8 +46,8 @@ def _encoder(i: int, settings: EncoderSettings = EncoderSettings()) -> Recording
     return RecordingEncoder(tags, f"{i:02d}", bytes([i]) * 32, settings)
 
 
-@pytest.mark.parametrize("per_encode", [1, 3, 5])
-def test_batched_split_encoding_is_byte_identical_to_inline(per_encode):
+@pytest.mark.parametrize("per_encode,helpers", [(1, 1), (3, 1), (5, 1), (5, 3), (2, 8)])
+def test_batched_split_encoding_is_byte_identical_to_inline(per_encode, helpers):
     calls = 9                     # odd, and above the split threshold
     settings = EncoderSettings(frames_per_encode=per_encode)
     frames = [list(two_leg_frames(3.0, seed=i)) for i in range(calls)]
@@ -56,7 +56,7 @@ def test_batched_split_encoding_is_byte_identical_to_inline(per_encode):
         enc = _encoder(i, settings)
         out = [enc.start()] + [enc.write(f, n) for f, n in frames[i]] + [enc.close()]
         inline.append(b"".join(out))
-    pool = PeriodEncoder(per_encode)
+    pool = PeriodEncoder(per_encode, helpers)
     recs = [_Rec(i, pool, settings) for i in range(calls)]
     for k in range(len(frames[0])):
         for i, rec in enumerate(recs):
@@ -72,6 +72,44 @@ def test_batched_split_encoding_is_byte_identical_to_inline(per_encode):
         alone = open_sealed(inline[i], bytes([i]) * 32)
         assert split.complete and split.payload == alone.payload
         assert split.samples == alone.samples
+
+
+def test_the_work_is_cut_into_runs_of_about_equal_frames():
+    cuts = PeriodEncoder._cuts([5] * 12, 3)
+    assert cuts == [0, 4, 8, 12]
+    cuts = PeriodEncoder._cuts([1, 1, 1, 1, 5, 5, 5], 2)
+    assert cuts[0] == 0 and cuts[-1] == 7 and cuts == sorted(cuts)
+    # every recording is in exactly one run, in order
+    for counts in ([3], [1, 9], [5] * 7, [2, 1, 5, 5, 1, 3, 4]):
+        for parts in range(1, len(counts) + 1):
+            cuts = PeriodEncoder._cuts(counts, parts)
+            assert len(cuts) == parts + 1 and cuts[0] == 0 and cuts[-1] == len(counts)
+            assert cuts == sorted(cuts)
+
+
+def test_a_helper_error_reaches_the_capture_thread_and_the_helpers_go_on():
+    pool = PeriodEncoder(1, 2)
+    settings = EncoderSettings(frames_per_encode=1)
+    recs = [_Rec(i, pool, settings) for i in range(6)]
+    frame = next(two_leg_frames(0.02))
+
+    def broken():
+        recs[5].encoder._ogg.staged = 0      # as the real one does when libopus fails
+        raise RuntimeError("codec fault")
+
+    for rec in recs:
+        rec.write(pool, *frame)
+    recs[5].encoder.encode_staged = broken           # the last run: a helper's
+    with pytest.raises(RuntimeError):
+        pool.run()
+    del recs[5].encoder.encode_staged
+    for rec in recs:
+        rec.write(pool, *frame)
+    pool.run()                                       # the next period works
+    # the others lost nothing: a packet in each period
+    assert [len(r.out) for r in recs[:5]] == [3, 3, 3, 3, 3]
+    assert len(recs[5].out) == 2
+    pool.close()
 
 
 def test_removed_recordings_are_not_encoded():
