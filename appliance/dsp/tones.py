@@ -92,10 +92,14 @@ class ToneEnded(Spans):
         return self.end / self.rate
 
 
+#: one shared default, so that detectors and a bank compare specs by identity
+DEFAULT_SPEC = ToneSpec()
+
+
 class CallProgressDetector:
     """``feed(samples) -> [ToneDetected | ToneEnded]``; ``finish()`` at end of audio."""
 
-    def __init__(self, spec: ToneSpec = ToneSpec()) -> None:
+    def __init__(self, spec: ToneSpec = DEFAULT_SPEC) -> None:
         self.spec = spec
         n = int(round(spec.block * spec.rate / 1000.0))
         self._n = n
@@ -319,7 +323,7 @@ class TonesBank:
 
     TOL = 1e-9
 
-    def __init__(self, spec: ToneSpec = ToneSpec()) -> None:
+    def __init__(self, spec: ToneSpec = DEFAULT_SPEC) -> None:
         self._proto = CallProgressDetector(spec)
 
     def prefetch(self, frame: int, dets: list[CallProgressDetector], rows: np.ndarray) -> int:
@@ -333,6 +337,10 @@ class TonesBank:
         spec = proto.spec
         n = proto._n
         width = rows.shape[1]
+        if width == n:
+            aligned = self._prefetch_aligned(frame, dets, rows)
+            if aligned is not None:
+                return aligned
         # one flat stream: each line's buffered tail then its frame (int16 is
         # exact in float64); the blocks are gathered from it in one go
         segs, starts, jobs = [], [], []
@@ -357,26 +365,58 @@ class TonesBank:
             return 0
         flat = np.concatenate(segs, dtype=np.float64)
         blocks = flat[np.add.outer(np.array(starts), np.arange(n))]
-        y = blocks @ proto._basis
-        band = (y[:, :4] ** 2).sum(axis=1)
-        ms = np.einsum("ij,ij->i", blocks, blocks) / n
-        total = ms - y[:, 4] ** 2
-        thr, purity = proto._thr, spec.purity
-        raw = ((band >= thr) & (band >= purity * total)).tolist()
-        tol = self.TOL
-        sure = (np.abs(band - thr) > tol * (ms + thr)) & (
-            (band < thr) | (np.abs(band - purity * total) > tol * ms))
-        unsure = None if sure.all() else (~sure).tolist()
+        raw, sure = self._decide(blocks)
         done = i = 0
         for det, tail, cut, end, nb in jobs:
-            if unsure is None or not any(unsure[i:i + nb]):
+            if all(sure[i:i + nb]):
                 det._pf = (frame, tail, det._buf.blocks_done, width, flat[cut:end], raw[i:i + nb])
                 done += 1
             i += nb
         return done
 
+    def _prefetch_aligned(self, frame: int, dets: list, rows: np.ndarray) -> int | None:
+        """``prefetch`` when every frame is exactly its detector's next block (no
+        buffered tail, frame = block: the engine's lines start their detectors
+        on the period grid). The blocks are then the rows themselves: one
+        conversion instead of a gather. None: not the case, use the general path."""
+        spec = self._proto.spec
+        for det in dets:
+            if det._buf._tail.size or (det.spec is not spec and det.spec != spec):
+                return None
+        blocks = rows.astype(np.float64)
+        raw, sure = self._decide(blocks)
+        done = 0
+        for k, det in enumerate(dets):
+            if sure[k]:
+                buf = det._buf
+                det._pf = (frame, buf._tail, buf.blocks_done, blocks.shape[1], _EMPTY, raw[k:k + 1])
+                done += 1
+            else:
+                det._pf = None
+        return done
 
-def detect_tones(samples, spec: ToneSpec = ToneSpec()) -> list[ToneEnded]:
+    def _decide(self, blocks: np.ndarray) -> tuple[list, list]:
+        """Every block's raw decision, and whether it is sure (far from both edges)."""
+        proto = self._proto
+        n = proto._n
+        y = blocks @ proto._basis
+        band = (y[:, :4] ** 2).sum(axis=1)
+        ms = np.einsum("ij,ij->i", blocks, blocks) / n
+        total = ms - y[:, 4] ** 2
+        thr, purity = proto._thr, proto.spec.purity
+        raw = ((band >= thr) & (band >= purity * total)).tolist()
+        tol = self.TOL
+        sure = ((np.abs(band - thr) > tol * (ms + thr)) & (
+            (band < thr) | (np.abs(band - purity * total) > tol * ms))).tolist()
+        return raw, sure
+
+
+#: the tail of a detector whose blocks end exactly at its last frame (read only)
+_EMPTY = np.zeros(0)
+_EMPTY.flags.writeable = False
+
+
+def detect_tones(samples, spec: ToneSpec = DEFAULT_SPEC) -> list[ToneEnded]:
     """Every recognised tone run in a whole signal."""
     det = CallProgressDetector(spec)
     ev = det.feed(samples) + det.finish()

@@ -116,6 +116,7 @@ class Line:
         self._dtmf: DtmfReceiver | None = None
         self._onset: VoiceOnset | None = None
         self._det_base = 0          # sample where the far/near detectors started
+        self._tones_base = 0        # sample 0 of the far-leg tone detector (a period's start)
         self._p0 = -1               # first sample of the period being processed
 
     # --- the capture thread's entry point --------------------------------------------
@@ -276,7 +277,16 @@ class Line:
 
     # --- shared -------------------------------------------------------------------------
     def _start_far_tones(self, s: int) -> None:
+        """The far leg's call-progress detector, on the period grid: the part of
+        this period before ``s`` is fed as silence, so that its 20 ms blocks end
+        where periods end and the engine's TonesBank can take each period's
+        frame as the block itself (dsp/tones.py). The silence lies before the
+        call's audio and shifts no event: they are dated from ``_tones_base``."""
         self._tones = CallProgressDetector()
+        lead = (s - self._p0) % FRAME_SAMPLES
+        self._tones_base = s - lead
+        if lead:
+            self._tones.feed(np.zeros(lead, np.int16))
         self._det_base = s
 
     def _decide(self, s: int) -> bool:
@@ -384,7 +394,7 @@ class Line:
             frame = self._p0 if far.size == FRAME_SAMPLES else None
             for e in self._tones.feed(far, frame=frame):
                 if isinstance(e, ToneDetected) and e.tone is Tone.BUSY and c.answered is not None:
-                    c.busy_start, c.busy_seen_at = self._det_base + e.start, s + far.size
+                    c.busy_start, c.busy_seen_at = self._tones_base + e.start, s + far.size
                 elif isinstance(e, ToneDetected) and e.tone is Tone.RINGBACK:
                     c.ringback = True
                     if c.direction == "out" and not c.decided:

@@ -80,19 +80,27 @@ def test_busy_hour_with_the_batched_tone_analysis(datadir, run_cli, monkeypatch)
     # so that the product's large-site path meets the same truth
     from appliance.engine import capture
     from appliance.dsp.tones import TonesBank
-    batches = []
-    real = TonesBank.prefetch
+    batches, aligned = [], []
+    real, real_aligned = TonesBank.prefetch, TonesBank._prefetch_aligned
 
     def counting(self, frame, dets, rows):
         batches.append(len(dets))
         return real(self, frame, dets, rows)
 
+    def counting_aligned(self, frame, dets, rows):
+        done = real_aligned(self, frame, dets, rows)
+        aligned.append(done is not None)
+        return done
+
     monkeypatch.setattr(capture, "TONES_BANK_MIN", 1)
     monkeypatch.setattr(TonesBank, "prefetch", counting)
+    monkeypatch.setattr(TonesBank, "_prefetch_aligned", counting_aligned)
     code, out, err = run_cli("--data-dir", datadir, "--config", CONFIG, "run", "--fast",
                              "--interface", f"sim://{SCENARIOS / 'busy-hour.toml'}")
     assert code == 0, err
     assert batches and max(batches) >= 4
+    # the lines start their detectors on the period grid: every batch is the cheap one
+    assert len(aligned) == len(batches) and all(aligned)
     with Catalog.open(datadir / "catalog.sqlite", from_utc_text("2026-01-01T00:00:00+00:00")) as cat:
         check_catalog(cat.calls(), SCENARIOS / "busy-hour.toml")
 
