@@ -126,6 +126,10 @@ class Line:
 
     def process(self, p0: int, far: np.ndarray, near: np.ndarray, events: list[LineEvent]) -> None:
         self._p0 = p0
+        if not events:               # most periods of a call: the whole frame, then the tick
+            self._audio(p0, far, near)
+            self._tick(p0 + FRAME_SAMPLES)
+            return
         pos = p0
         for ev in events:
             s = min(max(ev.sample, pos), p0 + FRAME_SAMPLES)
@@ -404,6 +408,9 @@ class Line:
 
     def _tick(self, now: int) -> None:
         st, c = self.state, self.call
+        if (st is State.TALK and c is not None and c.busy_start is None and c.answered is not None
+                and now - c.answered < self.ctx.max_call):
+            return                   # a call in progress with nothing due (the usual case)
         if st in (State.ALERTING, State.CALLER_ID, State.RINGING) or (
                 st is State.EXCLUDED and c is not None and c.answered is None
                 and c.direction == "in"):

@@ -110,8 +110,8 @@ class ActiveRecording:
     def _deliver(self, packets: list[bytes]) -> None:
         self._queued = False
         if self.encoder is not None:
-            for packet in packets:
-                self._hand_over(self.encoder.add_packet(packet))
+            for data in self.encoder.add_packets(packets):
+                self._hand_over(data)
 
     def _hand_over(self, data: bytes) -> None:
         if data:

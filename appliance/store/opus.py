@@ -31,6 +31,7 @@ from appliance.units import FRAME_SAMPLES, LINE_RATE
 
 GRANULE_RATE = 48000
 GRANULE_PER_FRAME = FRAME_SAMPLES * GRANULE_RATE // LINE_RATE  # 960
+_FRAME_SHAPE = (FRAME_SAMPLES,)
 CHANNELS = 2           # 0 = far party (left), 1 = near / staff side (right)
 MAPPING_FAMILY = 1
 STREAMS, COUPLED = 2, 0
@@ -116,8 +117,14 @@ class OggOpusWriter:
         self._pcm = np.zeros((settings.frames_per_encode, FRAME_SAMPLES, CHANNELS), dtype="<i2")
         self._pcm_ptr = self._pcm.ctypes.data
         self._frame_bytes = FRAME_SAMPLES * CHANNELS * 2
-        #: frames staged and not yet encoded
+        #: frames staged and not yet encoded; no room for another (encode first)
         self.staged = 0
+        self.stage_full = False
+        self._per_encode = settings.frames_per_encode
+        self._per_page = settings.frames_per_page
+        # each slot's two legs as views made once: staging is two plain copies
+        self._far_slots = [self._pcm[k, :, 0] for k in range(settings.frames_per_encode)]
+        self._near_slots = [self._pcm[k, :, 1] for k in range(settings.frames_per_encode)]
         self._packet = ctypes.create_string_buffer(_MAX_PACKET)
         self._serial = serial & 0xFFFFFFFF
         self._seq = 0
@@ -150,28 +157,23 @@ class OggOpusWriter:
         self.stage(far, near)
         return self.encode_staged()[0]
 
-    @property
-    def stage_full(self) -> bool:
-        """No room for another staged frame: ``encode_staged`` first."""
-        return self.staged >= self.settings.frames_per_encode
-
     def stage(self, far: np.ndarray, near: np.ndarray) -> bool:
         """Copy one frame of both legs into this writer's own PCM buffer (holds the GIL).
 
         Returns True when the staged frames are due now: the buffer is full, or
         the last one completes a page (which must not wait for the next batch).
         """
-        if far.shape != (FRAME_SAMPLES,) or near.shape != (FRAME_SAMPLES,):
+        if far.shape != _FRAME_SHAPE or near.shape != _FRAME_SHAPE:
             # libopus reads past a short buffer without checking: refuse it here
             raise ValueError(f"each leg needs exactly {FRAME_SAMPLES} samples per frame")
+        k = self.staged
         if self.stage_full:
             raise ValueError("no room for another staged frame: encode the staged ones first")
-        slot = self._pcm[self.staged]
-        slot[:, 0] = far
-        slot[:, 1] = near
-        self.staged += 1
-        return (self.stage_full
-                or len(self._pending) + self.staged >= self.settings.frames_per_page)
+        self._far_slots[k][...] = far
+        self._near_slots[k][...] = near
+        self.staged = k = k + 1
+        self.stage_full = full = k >= self._per_encode
+        return full or len(self._pending) + k >= self._per_page
 
     def encode_staged(self) -> list[bytes]:
         """The staged frames' Opus packets, in order. Touches only this writer's
@@ -183,10 +185,10 @@ class OggOpusWriter:
         for k in range(self.staged):
             n = _ms_encode(self._state, ptr + k * step, FRAME_SAMPLES, self._packet, _MAX_PACKET)
             if n < 0:
-                self.staged = 0
+                self.staged, self.stage_full = 0, False
                 raise opus.OpusError(n)
             packets.append(ctypes.string_at(self._packet, n))
-        self.staged = 0
+        self.staged, self.stage_full = 0, False
         return packets
 
     def _add(self, packet: bytes) -> None:
@@ -211,9 +213,9 @@ class OggOpusWriter:
         self._add(packet)
         self.frames += 1
         self._real_granule = self._granule
-        if len(self._pending) >= self.settings.frames_per_page:
+        if len(self._pending) >= self._per_page:
             self._cut()
-        return self._take()
+        return self._take() if self._out else b""
 
     def _take(self) -> bytes:
         out, self._out = b"".join(self._out), []

@@ -50,6 +50,8 @@ class RecordingEncoder:
         self._ogg = OggOpusWriter(serial, tags.as_tags(), settings)
         self._seal = sealed.SealingEncoder(tags.call_id, key_id, data_key)
         self.frames = 0
+        self.stage = self._ogg.stage
+        self.encode_staged = self._ogg.encode_staged
 
     def start(self) -> bytes:
         """File header and the Opus header pages: a valid stream from the first second."""
@@ -60,10 +62,9 @@ class RecordingEncoder:
                                                  np.asarray(near, dtype=np.int16)))
 
     # ``write`` in three steps, so that the GIL-free middle one can run in another
-    # thread (engine/encoding.py): stage and add_packet hold the GIL and keep order
-    def stage(self, far: np.ndarray, near: np.ndarray) -> bool:
-        """True when the staged frames are due (see OggOpusWriter.stage)."""
-        return self._ogg.stage(far, near)
+    # thread (engine/encoding.py): stage and add_packet(s) hold the GIL and keep order.
+    # stage(far, near) -> due and encode_staged() -> packets are the Ogg writer's own
+    # (bound in __init__: the capture loop calls them for every frame).
 
     @property
     def staged(self) -> int:
@@ -73,8 +74,15 @@ class RecordingEncoder:
     def stage_full(self) -> bool:
         return self._ogg.stage_full
 
-    def encode_staged(self) -> list[bytes]:
-        return self._ogg.encode_staged()
+    def add_packets(self, packets: list[bytes]) -> list[bytes]:
+        """``add_packet`` for each, in order: the sealed chunks they finished."""
+        ogg, seal, out = self._ogg, self._seal, []
+        for packet in packets:
+            pages = ogg.add_packet(packet)
+            self.frames += 1
+            if pages:
+                out.append(seal.chunk(pages, self.frames * FRAME_SAMPLES))
+        return out
 
     def add_packet(self, packet: bytes) -> bytes:
         pages = self._ogg.add_packet(packet)

@@ -94,15 +94,17 @@ def test_a_helper_error_reaches_the_capture_thread_and_the_helpers_go_on():
     frame = next(two_leg_frames(0.02))
 
     def broken():
-        recs[5].encoder._ogg.staged = 0      # as the real one does when libopus fails
+        ogg = recs[5].encoder._ogg           # as the real one does when libopus fails
+        ogg.staged, ogg.stage_full = 0, False
         raise RuntimeError("codec fault")
 
     for rec in recs:
         rec.write(pool, *frame)
+    real = recs[5].encoder.encode_staged
     recs[5].encoder.encode_staged = broken           # the last run: a helper's
     with pytest.raises(RuntimeError):
         pool.run()
-    del recs[5].encoder.encode_staged
+    recs[5].encoder.encode_staged = real
     for rec in recs:
         rec.write(pool, *frame)
     pool.run()                                       # the next period works
