@@ -46,7 +46,7 @@ def child(kind: str, calls: int, seconds: float) -> None:
     # that making it cancels out in the difference
     if kind == "pipeline":
         pipeline.run(calls=(calls,), seconds=seconds, paced_seconds=1.0, latency_calls=calls,
-                     ceiling_seconds=AUDIO_S, late_calls=0)
+                     ceiling_seconds=AUDIO_S, late_calls=0, repeats=1)
     else:
         far, near = _rig.talk_legs(AUDIO_S)
         n = int(seconds * LINE_RATE)
