@@ -139,6 +139,10 @@ class LiveState:
         self._tone = tone()
         self._next_id = 1
         self._id_lock = threading.Lock()
+        #: row → (state, direction, since) of the ISDN B-channels in a call: their
+        #: calls live in the trunk's controller, not in the line (engine/isdn.py).
+        #: Made by the capture thread, replaced whole, read by the server thread.
+        self._isdn: dict[int, tuple[str, str, int]] = {}
 
     # --- capture thread --------------------------------------------------------------
     def __call__(self, engine, period, far: np.ndarray, near: np.ndarray) -> None:
@@ -158,6 +162,23 @@ class LiveState:
             self._start(self.commands.popleft(), period.end)
         if self._running:
             self._feed(period, near)
+        if engine.isdn:
+            self._isdn = self._isdn_calls(engine)
+
+    def _isdn_calls(self, engine) -> dict[int, tuple[str, str, int]]:
+        out = {}
+        for trunk, ctl in engine.isdn.items():
+            for c in ctl.calls.values():
+                r = self.rows.get((trunk, c.channel))
+                if r is None or c.ended is not None:
+                    continue
+                if c.answered is not None:
+                    state = "excluded" if c.excluded is not None else "in_call"
+                else:
+                    state = "ringing" if c.direction == "in" else "dialling"
+                out[r] = (state, c.direction,
+                          c.answered if c.answered is not None else c.offered)
+        return out
 
     def _event(self, ev) -> None:
         if ev.kind is EventKind.DEVICE_LOST and ev.trunk is None:
@@ -243,12 +264,16 @@ class LiveState:
 
     def line_status(self, r: int) -> dict:
         info, line = self.infos[r], self.engine.lines[r]
-        state = _STATE_MAP.get(line.state, str(line.state))
-        call = line.call
-        direction = call.direction if call is not None else None
-        since = None
-        if call is not None:
-            since = call.answered if call.answered is not None else call.offered
+        isdn = self._isdn.get(r)
+        if isdn is not None:
+            state, direction, since = isdn
+        else:
+            state = _STATE_MAP.get(line.state, str(line.state))
+            call = line.call
+            direction = call.direction if call is not None else None
+            since = None
+            if call is not None:
+                since = call.answered if call.answered is not None else call.offered
         dur = round(max(0, self.sample - since) / LINE_RATE, 1) if since is not None else None
         return {
             "trunk": info.trunk, "channel": info.channel, "kind": str(info.kind),
