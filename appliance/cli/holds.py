@@ -35,7 +35,8 @@ def cmd_add(args) -> int:
 def cmd_release(args) -> int:
     with open_session(args) as s:
         ground, reference = _ground(s, args, "release")
-        n = release_holds(s, list(args.call_ids), ground, reference)
+        n = release_holds(s, list(args.call_ids), ground, reference,
+                          hold_ids=args.hold_ids or None)
     print(f"保管延長を解除しました / released {n} hold(s)")
     return 0
 
@@ -77,6 +78,9 @@ def register(sub) -> None:
     r = hsub.add_parser("release", help="保管延長を解除 (管理責任者・職務代理中の代理) / release holds "
                         "(manager or acting deputy)")
     _ground_args(r)
+    r.add_argument("--hold-id", dest="hold_ids", type=int, action="append", metavar="N",
+                   help="この延長だけを解除 (hold list の #N; 複数可; 省略時はすべて) / release "
+                        "only hold #N (repeatable; default: every active hold on the calls)")
     r.set_defaults(func=cmd_release)
     ls = hsub.add_parser("list", help="保管延長の一覧 / list holds")
     ls.add_argument("--all", action="store_true", help="解除済みも表示 / include released and expired")

@@ -60,25 +60,42 @@ def add_holds(session: Session, call_ids: list[str], ground: Ground, reference: 
     return ids
 
 
-def release_holds(session: Session, call_ids: list[str], ground: Ground, reference: str) -> int:
-    """Release every active hold on the calls; returns how many were released."""
+def release_holds(session: Session, call_ids: list[str], ground: Ground, reference: str,
+                  hold_ids: list[int] | None = None) -> int:
+    """Release the active holds on the calls; returns how many were released.
+
+    ``hold_ids`` names which: a call held for two matters (say, an
+    investigation and a disclosure request) keeps the other's hold when one
+    matter ends. Without it every active hold on the calls is released. A
+    named hold that is not an active hold on one of the calls is refused, and
+    nothing is released.
+    """
     session.authorize(Action.RELEASE, ground=ground, call_ids=call_ids, reference=reference)
     now = session.now()
     cat = session.catalog
     with cat.transaction():
-        n = 0
         for cid in call_ids:
             cat.get_call(cid)
-            n += cat.conn.execute(
-                "UPDATE holds SET released_at = ?, released_by = ?, release_reference = ?"
-                " WHERE call_id = ? AND released_at IS NULL",
-                (to_utc_text(now), session.user.name, reference, cid)).rowcount
-        if n == 0:
+        marks = ",".join("?" * len(call_ids))
+        active = {r[0] for r in cat.conn.execute(
+            f"SELECT id FROM holds WHERE call_id IN ({marks}) AND released_at IS NULL",
+            list(call_ids))}
+        if hold_ids is not None:
+            wrong = sorted(set(hold_ids) - active)
+            if wrong or not hold_ids:
+                raise HoldError("指定の保管延長はこの通話記録の有効な延長ではありません / not an "
+                                f"active hold on these calls: {', '.join(f'#{i}' for i in wrong)}")
+            active = set(hold_ids)
+        if not active:
             raise HoldError("解除する保管延長がありません / no active hold on these calls")
+        for hid in sorted(active):
+            cat.conn.execute(
+                "UPDATE holds SET released_at = ?, released_by = ?, release_reference = ?"
+                " WHERE id = ?", (to_utc_text(now), session.user.name, reference, hid))
         session.ledger.append(EntryKind.RELEASE, now, call_ids=call_ids, ground=str(ground),
                               reference=reference, actor=session.user.name,
-                              detail={"released": n})
-    return n
+                              detail={"released": len(active), "hold_ids": sorted(active)})
+    return len(active)
 
 
 def list_holds(catalog: Catalog, *, active_only: bool = True, now: datetime | None = None) -> list[dict]:

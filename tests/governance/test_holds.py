@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
+
+from appliance.governance.ledger import Ledger
+from appliance.store.catalog import Catalog
 
 
 def test_hold_add_list_release(run_cli, datadir, staff):
@@ -37,3 +41,37 @@ def test_hold_needs_ground_and_a_future_date(run_cli, datadir, staff):
     code, out, err = run_cli("--data-dir", datadir, "hold", "add", "no-such-call", "--ground",
                              "law", "--reference", "r", *staff)
     assert code != 0 and "no call" in err
+
+
+def test_release_one_matter_keeps_the_others_hold(run_cli, datadir, staff):
+    # a call held for an investigation and for a disclosure request: when the
+    # investigation ends, the request's hold must stay
+    assert run_cli("--data-dir", datadir, "run", "--fast", "--demo-seconds", "1")[0] == 0
+    cid = json.loads(run_cli("--data-dir", datadir, "calls", "--json", *staff)[1])[0]["id"]
+    for ground, ref in (("investigation", "照会 第15号"), ("disclosure", "開示請求 第3号")):
+        code, _, err = run_cli("--data-dir", datadir, "hold", "add", cid, "--ground", ground,
+                               "--reference", ref, *staff)
+        assert code == 0, err
+    holds = json.loads(run_cli("--data-dir", datadir, "hold", "list", "--json", *staff)[1])
+    by_ground = {h["ground"]: h["id"] for h in holds}
+    # a hold id that is not one of this call's active holds: refused, nothing released
+    code, _, err = run_cli("--data-dir", datadir, "hold", "release", cid, "--ground",
+                           "investigation", "--reference", "照会終了", "--hold-id", "999", *staff)
+    assert code != 0 and "#999" in err
+    assert len(json.loads(run_cli("--data-dir", datadir, "hold", "list", "--json", *staff)[1])) == 2
+    code, out, err = run_cli("--data-dir", datadir, "hold", "release", cid, "--ground",
+                             "investigation", "--reference", "照会終了",
+                             "--hold-id", str(by_ground["investigation"]), *staff)
+    assert code == 0 and "released 1" in out, err
+    left = json.loads(run_cli("--data-dir", datadir, "hold", "list", "--json", *staff)[1])
+    assert [(h["id"], h["ground"]) for h in left] == [(by_ground["disclosure"], "disclosure")]
+    # the ledger names the hold that was released
+    with Catalog.open(datadir / "catalog.sqlite", datetime.now(UTC)) as cat:
+        entries = Ledger(cat).entries()
+    release = [e for e in entries if e["kind"] == "release"][-1]
+    assert json.loads(release["detail"])["hold_ids"] == [by_ground["investigation"]]
+    # without --hold-id, every active hold on the call goes (as before)
+    code, out, err = run_cli("--data-dir", datadir, "hold", "release", cid, "--ground",
+                             "disclosure", "--reference", "開示完了", *staff)
+    assert code == 0 and "released 1" in out, err
+    assert json.loads(run_cli("--data-dir", datadir, "hold", "list", "--json", *staff)[1]) == []

@@ -130,3 +130,23 @@ def test_pages_render_in_japanese_and_switch_to_english(client, office):
         assert r.status_code == 200, path
     client.get("/lang/en", params={"next": "/calls"}, follow_redirects=False)
     assert "Call records" in client.get("/calls").text
+
+
+def test_release_names_the_hold_and_keeps_the_other(client, office):
+    d, calls = office
+    login(client, "kacho")
+    ids = []
+    for ground, ref in (("law", "照会第7号"), ("disclosure", "開示第9号")):
+        r = client.post("/api/holds", json={"call_ids": [calls[1]], "ground": ground,
+                                            "reference": ref})
+        assert r.status_code == 201, r.text
+        ids += r.json()["hold_ids"]
+    release = {"call_ids": [calls[1]], "ground": "law", "reference": "照会終了"}
+    # an id that is not one of this call's active holds: 409, nothing released
+    r = client.post("/api/holds/release", json=dict(release, hold_ids=[ids[0], 10 ** 30]))
+    assert r.status_code == 409, r.text
+    assert len(client.get("/api/holds").json()["holds"]) == 2
+    r = client.post("/api/holds/release", json=dict(release, hold_ids=[ids[0]]))
+    assert r.status_code == 200 and r.json() == {"released": 1}, r.text
+    assert [h["id"] for h in client.get("/api/holds").json()["holds"]] == [ids[1]]
+    assert client.get("/api/calls", params={"held": "true"}).json()["calls"][0]["id"] == calls[1]

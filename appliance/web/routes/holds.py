@@ -32,6 +32,8 @@ class ReleaseIn(BaseModel):
     call_ids: list[str] = Field(min_length=1, max_length=100)
     ground: str = Field(min_length=1, max_length=32)
     reference: str = Field(min_length=1, max_length=TEXT_MAX)
+    #: only these holds (ids from GET /api/holds); omitted: every active hold on the calls
+    hold_ids: list[int] | None = Field(default=None, min_length=1, max_length=100)
 
 
 def holds(staff: Staff, all_: bool) -> list[dict]:
@@ -67,7 +69,7 @@ def post_release(body: ReleaseIn, staff: Staff = Depends(current_staff)) -> dict
     ids = check_ids(body.call_ids)
     session = staff.session()
     ground, reference = ground_or_refuse(session, body.ground, body.reference, "release", ids)
-    return {"released": release_holds(session, ids, ground, reference)}
+    return {"released": release_holds(session, ids, ground, reference, body.hold_ids)}
 
 
 router.include_router(api)
