@@ -63,6 +63,18 @@ class ExportError(StoreError, ValueError):
     """An export that cannot be produced (nothing to provide, altered recording, bad path)."""
 
 
+class UnknownExport(ExportError, KeyError):
+    """No export with this id."""
+
+
+class ExportNotHere(ExportError):
+    """The export's bundle is not (or no longer) in this appliance's exports folder."""
+
+
+class NotTheExporter(Forbidden):
+    """Only the staff member who made an export may copy its bundle out."""
+
+
 @dataclass(frozen=True)
 class ExportResult:
     export_id: str
@@ -298,6 +310,43 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
             shutil.rmtree(out, ignore_errors=True)
         raise
     return ExportResult(doc["export_id"], out, ids, manifest_sha, fp, ground, reference)
+
+
+def bundle_for_copy(session: Session, export_id: str, exports_dir: Path) -> tuple[dict, Path]:
+    """The export's row and bundle folder, for copying it out (R12).
+
+    The bundle was made for one recipient by one staff member, who names the
+    ground and hands it over: only that person may take a copy, and a refusal
+    lands on the ledger like any other. The folder must lie inside
+    ``exports_dir`` (a row pointing elsewhere is not served)."""
+    session.authorize(Action.EXPORT, call_ids=[])
+    rows = list(session.catalog.db["exports"].rows_where("id = ?", [export_id]))
+    if not rows:
+        raise UnknownExport(f"提供物 {export_id} はありません / no export {export_id}")
+    row = rows[0]
+    if row["actor"] != session.user.name:
+        reason = ("提供物は作成した職員のみがダウンロードできます / only the staff member who "
+                  "made an export may download it")
+        session.ledger.append(EntryKind.REFUSED, session.now(), call_ids=json.loads(row["call_ids"]),
+                              ground=row["ground"], reference=row["reference"],
+                              actor=session.user.name,
+                              detail={"action": "download", "export": export_id,
+                                      "reason": reason})
+        raise NotTheExporter(reason)
+    folder = Path(row["path"])
+    if Path(exports_dir).resolve() not in folder.resolve().parents or not folder.is_dir():
+        raise ExportNotHere("この提供物はこの装置の提供物フォルダにありません / the bundle is not "
+                            "in this appliance's exports folder")
+    return row, folder
+
+
+def record_copy(session: Session, row: dict, *, via: str, size: int) -> None:
+    """The 複製 entry of a bundle copied out (after ``bundle_for_copy``)."""
+    session.ledger.append(EntryKind.EXTRACT, session.now(), call_ids=json.loads(row["call_ids"]),
+                          ground=row["ground"], reference=row["reference"],
+                          actor=session.user.name, recipient=row["recipient"],
+                          detail={"action": "download", "export": row["id"], "via": via,
+                                  "zip_bytes": size})
 
 
 def list_exports(session: Session) -> list[dict]:

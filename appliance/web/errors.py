@@ -16,7 +16,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from appliance.errors import (ApplianceError, AuthError, ConfigError, DataDirError, Forbidden,
                               GroundError, KeyStoreError, SealedFileError, UnknownCall)
-from appliance.governance.exports import ExportError
+from appliance.governance.exports import (ExportError, ExportNotHere, NotTheExporter,
+                                          UnknownExport)
 from appliance.governance.holds import HoldError
 from appliance.governance.requests import RequestError
 from appliance.web.deps import WebError
@@ -24,7 +25,9 @@ from appliance.web.deps import WebError
 log = logging.getLogger("appliance.web")
 
 _STATUS = (  # most specific first
-    (AuthError, 401, "auth"), (Forbidden, 403, "forbidden"), (GroundError, 422, "ground"),
+    (AuthError, 401, "auth"), (NotTheExporter, 403, "not_yours"),
+    (Forbidden, 403, "forbidden"), (GroundError, 422, "ground"),
+    (UnknownExport, 404, "not_found"), (ExportNotHere, 404, "not_here"),
     (UnknownCall, 404, "not_found"), (RequestError, 409, "conflict"),
     (HoldError, 409, "conflict"), (ExportError, 409, "conflict"),
     (SealedFileError, 409, "recording"), (KeyStoreError, 409, "recording"),

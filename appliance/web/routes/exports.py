@@ -21,11 +21,11 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from appliance.governance.access import Action
-from appliance.governance.exports import ExportResult, create_export, list_exports
+from appliance.governance.exports import (ExportResult, bundle_for_copy, create_export,
+                                          list_exports, record_copy)
 from appliance.governance.grounds import GROUNDS
-from appliance.governance.ledger import EntryKind
 from appliance.store.catalog import to_local_text
-from appliance.web.deps import Staff, WebError, current_staff
+from appliance.web.deps import Staff, current_staff
 from appliance.web.routes.common import GROUND_CHOICES, TEXT_MAX, ObjectId, check_ids
 from appliance.web.routes.login import check_password
 
@@ -105,33 +105,11 @@ def _zip(folder: Path, top: str) -> bytes:
 @api.get("/{export_id}/bundle.zip", summary="download a bundle (its maker only)",
          response_class=Response, responses={200: {"content": {"application/zip": {}}}})
 def download(export_id: ObjectId, staff: Staff = Depends(current_staff)):
+    # the rule (its maker only, inside the exports folder) is governance's
     session = staff.session()
-    session.authorize(Action.EXPORT, call_ids=[])
-    rows = list(staff.catalog.db["exports"].rows_where("id = ?", [export_id]))
-    if not rows:
-        raise WebError(404, "not_found", f"提供物 {export_id} はありません / no export {export_id}")
-    row = rows[0]
-    ids = json.loads(row["call_ids"])
-    if row["actor"] != staff.user.name:
-        reason = ("提供物は作成した職員のみがダウンロードできます / only the staff member who "
-                  "made an export may download it")
-        session.ledger.append(EntryKind.REFUSED, session.now(), call_ids=ids,
-                              ground=row["ground"], reference=row["reference"],
-                              actor=staff.user.name,
-                              detail={"action": "download", "export": export_id,
-                                      "reason": reason})
-        raise WebError(403, "not_yours", reason)
-    folder = Path(row["path"])
-    root = staff.ctx.exports_dir.resolve()
-    if root not in folder.resolve().parents or not folder.is_dir():
-        raise WebError(404, "not_here", "この提供物はこの装置の提供物フォルダにありません / the "
-                                        "bundle is not in this appliance's exports folder")
+    row, folder = bundle_for_copy(session, export_id, staff.ctx.exports_dir)
     data = _zip(folder, export_id)
-    session.ledger.append(EntryKind.EXTRACT, session.now(), call_ids=ids, ground=row["ground"],
-                          reference=row["reference"], actor=staff.user.name,
-                          recipient=row["recipient"],
-                          detail={"action": "download", "export": export_id, "via": "web",
-                                  "zip_bytes": len(data)})
+    record_copy(session, row, via="web", size=len(data))
     return Response(data, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{export_id}.zip"',
         "Cache-Control": "no-store"})
