@@ -392,3 +392,42 @@ def test_each_export_gets_its_own_number(run_cli, datadir, staff, office, tmp_pa
     assert sorted(r["id"] for r in exports_rows(datadir)) == ids
     for i in range(3):
         assert verify_bundle(tmp_path / f"b{i}").export_id == ids[i]
+
+
+def _session(datadir: Path, name: str, password: str):
+    from appliance.governance.access import Session
+    from appliance.governance.users import authenticate
+    dd = DataDir(datadir)
+    catalog = dd.open_catalog(datetime.now(timezone.utc))
+    user = authenticate(catalog, name, password.encode())
+    return Session(user, password.encode(), dd, catalog, lambda: datetime.now(timezone.utc))
+
+
+def test_only_the_maker_copies_a_bundle_out_and_each_copy_is_ledgered(bundle, datadir,
+                                                                      tmp_path):
+    from appliance.errors import Forbidden
+    from appliance.governance.exports import (ExportNotHere, UnknownExport, bundle_for_copy,
+                                              record_copy)
+    export_id = exports_rows(datadir)[0]["id"]
+    kacho = _session(datadir, "kacho", MANAGER_PASSWORD)
+    try:
+        row, folder = bundle_for_copy(kacho, export_id, tmp_path)
+        assert folder.resolve() == bundle.resolve() and row["actor"] == "kacho"
+        with pytest.raises(ExportNotHere):        # not inside the exports folder given
+            bundle_for_copy(kacho, export_id, tmp_path / "elsewhere")
+        with pytest.raises(UnknownExport):
+            bundle_for_copy(kacho, "no-such-export", tmp_path)
+        record_copy(kacho, row, via="test", size=1234)
+    finally:
+        kacho.catalog.close()
+    tanto = _session(datadir, "tanto", "tanto-pass-1")
+    try:
+        with pytest.raises(Forbidden):
+            bundle_for_copy(tanto, export_id, tmp_path)
+    finally:
+        tanto.catalog.close()
+    entries = ledger(datadir)
+    copy = [e for e in entries if e["kind"] == "extract"][-1]
+    assert copy["actor"] == "kacho" and json.loads(copy["detail"])["via"] == "test"
+    refused = [e for e in entries if e["kind"] == "refused"][-1]
+    assert refused["actor"] == "tanto" and json.loads(refused["detail"])["action"] == "download"
