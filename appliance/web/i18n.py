@@ -63,6 +63,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "hold.add": ("保管延長する", "Place a hold"),
     "hold.until": ("期限 (空欄は解除まで)", "Until (empty: until released)"),
     "hold.release": ("延長解除", "Release"),
+    "hold.ids": ("解除する延長の # (省略時はすべて)", "Holds # to release (empty: all)"),
     "holds.all": ("解除・期限切れも表示", "Show released and expired too"),
     "created": ("登録日時", "Created"),
     "created_by": ("登録者", "By"),

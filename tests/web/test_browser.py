@@ -139,8 +139,25 @@ def test_a_handler_finds_plays_holds_and_a_manager_handles_a_request(browser_pag
     for kind in ("閲覧", "保管延長", "開示請求", "提供", "複製"):
         assert kind in ledger, kind
     shot(page, "06-ledger")
+
+    # 延長解除 of one hold by its number: the request's hold on the other call stays
+    page.goto(f"{base}/holds")
+    rows = page.locator("#holds tbody tr")
+    assert rows.count() == 2
+    mine = rows.filter(has_text=calls[0])
+    hold_id = mine.locator("td").first.inner_text().strip()
+    assert hold_id.isdigit()
+    page.fill("#release-form input[name=call_ids]", calls[0])
+    page.select_option("#release-form select[name=ground]", "duty")
+    page.fill("#release-form input[name=reference]", "苦情対応 終了")
+    page.fill("#release-form input[name=hold_ids]", f"#{hold_id}")
+    page.click("#release-form button[type=submit]")
+    page.wait_for_function("() => document.querySelectorAll('#holds tbody tr').length === 1")
+    assert calls[1] in page.locator("#holds").inner_text()
+    assert calls[0] not in page.locator("#holds").inner_text()
+    shot(page, "07-holds")
     page.goto(f"{base}/status")
-    shot(page, "07-status")
+    shot(page, "08-status")
     page.click("a.lang")
     page.wait_for_load_state()
     assert "Appliance status" in page.content()

@@ -34,7 +34,10 @@ function formBody(form) {
   for (const el of form.elements) {
     if (!el.name) continue;
     const v = el.value.trim();
-    if (el.dataset.list) body[el.name] = v.split(/[\s,、]+/).filter(Boolean);
+    if (el.dataset.list) {
+      const items = v.split(/[\s,、#]+/).filter(Boolean);
+      if (items.length) body[el.name] = items;        // an empty optional list is left out
+    }
     else if (v !== "") body[el.name] = el.type === "password" ? el.value : v;
   }
   return body;
