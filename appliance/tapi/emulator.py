@@ -45,6 +45,8 @@ from appliance.tapi.sim import SimInterface, load_scenario
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
 FIRMWARE = "emulator-1"
+#: hw/protocol.md: no HOST_SYNC for this long → every relay opens, every notice path drops
+FAILSAFE_S = 2.0
 
 
 def alsa_config(capture_fifo: Path, playback_file: Path, name: str = "appliance") -> str:
@@ -61,6 +63,7 @@ class EmulatorStats:
     connections: int = 0
     commands: int = 0
     playback_missing: int = 0
+    failsafe_trips: int = 0
 
 
 class Emulator:
@@ -94,6 +97,8 @@ class Emulator:
         self._cap: int | None = None
         self._pb: int | None = None
         self._path_on: set[tuple[str, int]] = set()
+        self._relays: set[tuple[str, int]] = set()      # loop relays the host has closed
+        self._last_sync = 0.0                           # clock of the host's last HOST_SYNC
         self._dev0 = 0                           # sim sample of device sample 0
         self._next_ok = -1
         self._thread = threading.Thread(target=self._run, name="interface-emulator", daemon=True)
@@ -177,7 +182,7 @@ class Emulator:
                 break
             if not self._connect():
                 continue
-            t_next = self.clock.monotonic()
+            t_next = self._last_sync = self.clock.monotonic()
             while not self._stop.is_set() and self._want_plug.is_set() and not self.ended.is_set():
                 if self.pacing == "realtime":
                     self.clock.sleep_until(t_next)
@@ -186,9 +191,24 @@ class Emulator:
                     self._render()
                 else:
                     self._serve(0.05, render=True)
+                self._failsafe()
             self._disconnect()
             if self.ended.is_set():
                 self._stop.wait()
+
+    def _failsafe(self) -> None:
+        """A silent host (crashed, hung, unplugged at its end) must not leave a line
+        held off-hook or a notice path bridged: the exchange side then behaves as if
+        the appliance were not there (hw/protocol.md)."""
+        if not (self._relays or self._path_on):
+            return
+        if self.clock.monotonic() - self._last_sync <= FAILSAFE_S:
+            return
+        for trunk, channel in sorted(self._relays):
+            self.sim.set_loop(trunk, channel, False)
+        self._relays.clear()
+        self._path_on.clear()
+        self.stats.failsafe_trips += 1
 
     def _serve(self, wait: float, render: bool) -> None:
         """Read host messages (``wait`` s at most); in lockstep render what HOST_SYNC asks for."""
@@ -203,9 +223,13 @@ class Emulator:
             return
         for m in self.decoder.feed(data):
             self.received.append(m)
+            if isinstance(m, sc.HostSync):
+                self._last_sync = self.clock.monotonic()
             if isinstance(m, sc.SetLoop):
                 self.stats.commands += 1
-                self.sim.set_loop(self.trunks[m.trunk], m.channel, m.closed)
+                key = (self.trunks[m.trunk], m.channel)
+                self.sim.set_loop(*key, m.closed)
+                (self._relays.add if m.closed else self._relays.discard)(key)
             elif isinstance(m, sc.NoticePath):
                 self.stats.commands += 1
                 key = (self.trunks[m.trunk], m.channel)
