@@ -73,6 +73,10 @@ def parse_trunks(spec: str) -> list[tuple[str, LineKind, int]]:
     return out
 
 
+#: calls whose law is remembered at once (a PRI has 23 B-channels; clearings may be lost)
+MAX_CALL_LAWS = 256
+
+
 class UsbInterface(LineInterface):
     def __init__(self, ctl: str, capture: str, playback: str | None,
                  trunks: list[tuple[str, LineKind, int]], clock: Clock,
@@ -108,6 +112,7 @@ class UsbInterface(LineInterface):
         self._plays: dict[int, list[tuple[int, np.ndarray]]] = {}
         self._path_on: set[int] = set()
         self._law: dict[tuple[str, int], str] = {}
+        self._call_law: dict[tuple[str, int], str] = {}   # (trunk, call reference) → law
         self._next_retry = 0.0
         self._closed = False
         n = len(self._lines)
@@ -354,13 +359,24 @@ class UsbInterface(LineInterface):
                                                0, self.device, append_fcs(bytes(m.frame))))
 
     def _watch_bearer(self, trunk: str, frame: bytes) -> None:
-        """B-channel law from each SETUP's bearer capability (μ-law unless it says A-law)."""
+        """B-channel law from each call's bearer capability (μ-law unless it says A-law).
+
+        The law is in the SETUP; the B-channel may come later: an outgoing
+        call's SETUP names no channel, the network's CALL PROCEEDING does. So
+        the law is kept per call reference until a message names the channel."""
         f = parse_lapd(frame)
         if not f.carries_q931:
             return
         m = q931.parse(f.info)
-        if m.mtype == q931.SETUP and m.b_channel and m.law in ("ulaw", "alaw"):
-            self._law[(trunk, m.b_channel)] = m.law
+        key = (trunk, m.cr)
+        if m.mtype == q931.SETUP and m.law in ("ulaw", "alaw"):
+            if len(self._call_law) >= MAX_CALL_LAWS:      # lost clearings: forget the oldest
+                self._call_law.pop(next(iter(self._call_law)))
+            self._call_law[key] = m.law
+        if m.b_channel and key in self._call_law:
+            self._law[(trunk, m.b_channel)] = self._call_law[key]
+        if m.mtype == q931.RELEASE_COMPLETE:
+            self._call_law.pop(key, None)
 
     def _device_reset(self, p0: int) -> None:
         """The device restarted under us: what it said before is void."""
