@@ -45,7 +45,7 @@ class SimInterface(LineInterface):
             if t.kind == "isdn":
                 tw = self._isdn[t.id] = IsdnTrunkWire(
                     t.id, t.channels, [c for c in scenario.calls if c.trunk == t.id],
-                    t.notice_path == "ok", self.history, self.truth)
+                    t.notice_path == "ok", self.history, self.truth, t.law)
             for ch in range(1, t.channels + 1):
                 self._index[(t.id, ch)] = len(self._lines)
                 self._lines.append(LineInfo(t.id, ch, LineKind(t.kind), t.device))

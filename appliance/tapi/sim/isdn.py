@@ -7,7 +7,8 @@ sees it (telephony.md §4):
   BRI, 0 on a PRI; C/R = 1 from the network, 0 from the user; N(S)/N(R) per
   side), delivered as ``D_FRAME`` events on channel 0 with the frame from the
   address field **including its FCS**, as the HDLC receiver saw it;
-* incoming: SETUP from the network (bearer μ-law, exclusive B-channel,
+* incoming: SETUP from the network (bearer: the trunk's law, μ-law unless
+  the scenario says A-law; exclusive B-channel,
   calling number type national without its 0 and presentation allowed — or
   restricted/not available without digits — and the called number), the
   terminal's ALERTING, its CONNECT after ``rings`` 3 s cycles, CONNECT ACK,
@@ -55,7 +56,7 @@ class IsdnCallScript:
         self.channel = call.channel
         self.trunk = trunk
         self.cr = cr
-        self.law = "ulaw"
+        self.law = trunk.law
         #: (sample, sender, Q.931 bytes)
         self.msgs: list[tuple[int, str, bytes]] = []
         self.segs: list[tuple[str, int, int, object]] = []
@@ -195,8 +196,9 @@ class IsdnTrunkWire:
     """The network and the terminal on one ISDN trunk; the D channel's frames, 20 ms at a time."""
 
     def __init__(self, trunk_id: str, channels: int, calls: list[Call], notice_ok: bool,
-                 history: list[SimRecord], truth: dict[int, dict]) -> None:
+                 history: list[SimRecord], truth: dict[int, dict], law: str = "ulaw") -> None:
         self.id = trunk_id
+        self.law = law                          # every call's bearer on this trunk
         self.pri = channels > 2
         self.cr_len = 2 if self.pri else 1
         self.tei = 0 if self.pri else 64

@@ -3,7 +3,8 @@
 Keys (see scenarios/*.toml and docs/engine.md)::
 
     [scenario]  start (ISO 8601 or TOML datetime), name, tail (s after the last call)
-    [[trunk]]   id, kind ("analog" | "isdn"), channels, device, notice_path ("ok" | "broken")
+    [[trunk]]   id, kind ("analog" | "isdn"), channels, device, notice_path ("ok" | "broken"),
+                law ("ulaw" | "alaw": an ISDN trunk's bearer, μ-law on INS-Net)
     [[call]]    trunk, channel, at, direction, far_number | absent_reason, called_number,
                 rings, answered, talk, hangup, far_audio, near_audio
     [[glitch]]  at, trunk, channel, event, seconds   -- impossible line input, on purpose
@@ -37,7 +38,7 @@ MAX_CALLS = 5000
 
 _KEYS = {
     "scenario": {"start", "name", "description", "tail"},
-    "trunk": {"id", "kind", "channels", "device", "notice_path"},
+    "trunk": {"id", "kind", "channels", "device", "notice_path", "law"},
     "call": {"trunk", "channel", "at", "direction", "far_number", "absent_reason",
              "called_number", "rings", "answered", "talk", "hangup", "far_audio",
              "near_audio", "name"},
@@ -52,6 +53,7 @@ class Trunk:
     channels: int = 1
     device: str = "sim0"
     notice_path: str = "ok"
+    law: str = "ulaw"              # ISDN bearer capability (G.711 law of the B-channels)
 
 
 @dataclass(frozen=True)
@@ -278,7 +280,12 @@ def _trunk(t: dict) -> Trunk:
     device = t.get("device", "sim0")
     if not isinstance(device, str) or not device:
         raise ValueError("device must be a non-empty string")
-    return Trunk(tid, kind, channels, device, path)
+    law = t.get("law", "ulaw")
+    if law not in ("ulaw", "alaw"):
+        raise ValueError(f"law must be 'ulaw' or 'alaw', not {law!r}")
+    if law != "ulaw" and kind != "isdn":
+        raise ValueError("law is an ISDN trunk's bearer: an analog trunk has none")
+    return Trunk(tid, kind, channels, device, path, law)
 
 
 def _call(i: int, c: dict, trunks: dict[str, Trunk], base: Path) -> Call:
