@@ -15,8 +15,10 @@ bootstrap-test:
 run: bootstrap
 	@tools/demo.sh $(DATA)
 
+# the whole run is bounded too (CI allows 90 minutes): a hang ends as a failure
+TEST_LIMIT ?= 80m
 test: bootstrap-test
-	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
+	timeout -k 60 $(TEST_LIMIT) $(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
 bench: bootstrap
 	$(APP) bench dsp
