@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -139,6 +140,15 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     return Operations(notifier, watchdog, monitor, server, led)
 
 
+def open_outbox(dd: DataDir):
+    """The outbox of an enrolled appliance (wall-clock times even under --fast), else None."""
+    from appliance.replication import Outbox
+    from appliance.replication.link import load_link
+    if load_link(dd.root) is None:
+        return None
+    return Outbox.open(dd.root, SystemClock().now)
+
+
 def cmd_run(args) -> int:
     from appliance.engine.capture import Engine
     from appliance.engine.notice import load_notice
@@ -165,11 +175,15 @@ def cmd_run(args) -> int:
         iface = open_interface(url, clock, base)
     catalog = dd.open_catalog(clock.now())
     alarm_catalog = dd.open_catalog(clock.now())    # its own connection: other threads use it
-    with catalog, alarm_catalog, iface:
+    outbox = open_outbox(dd)
+    with catalog, alarm_catalog, iface, outbox or contextlib.nullcontext():
         for cid in recover_interrupted(dd, catalog, clock.now()):
             print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
                   flush=True)
-        writer = Writer(dd, catalog)
+        if outbox is not None:
+            # bytes a power cut kept out of the outbox are queued before anything new
+            outbox.reconcile(catalog, dd.path_of)
+        writer = Writer(dd, catalog, outbox=outbox)
         sink = ThreadedSink(writer, config.engine.writer_queue_chunks, wait_when_full=args.fast)
         reporter = Reporter([_printer])
         recorder = CallRecorder(dd, catalog, config.site.name, config.encoder, sink)

@@ -13,6 +13,11 @@ simulated time) it waits instead, since simulated time can.
 
 A job that fails is logged and the writer goes on: one bad disk write must
 not stop every other line's recording.
+
+On an enrolled appliance the writer also notes, after each job, what the city
+archive is now owed (``outbox``: appliance.replication.outbox) — a small
+SQLite commit in this thread, never in the capture thread; a failing note is
+logged and counted and recording goes on (the next start reconciles).
 """
 
 from __future__ import annotations
@@ -84,14 +89,17 @@ class WriterStats:
     bytes: int = 0
     max_queued_chunks: int = 0
     errors: list[str] = field(default_factory=list)
+    outbox_failed: int = 0
 
 
 class Writer:
     """Executes jobs; owns the open files. Not thread-safe: one thread calls ``execute``."""
 
     def __init__(self, datadir: DataDir, catalog: Catalog,
-                 open_file: Callable[[Path], RecordingFile] = RecordingFile) -> None:
+                 open_file: Callable[[Path], RecordingFile] = RecordingFile,
+                 outbox=None) -> None:
         self.datadir = datadir
+        self.outbox = outbox      # None: not enrolled
         self.catalog = catalog
         self.ledger = Ledger(catalog)
         self.open_file = open_file
@@ -108,19 +116,34 @@ class Writer:
             del self.stats.errors[:-20]
             log.exception("writer: %s failed", type(job).__name__)
 
+    def _note(self, method: str, *args) -> None:
+        """Tell the outbox (enrolled appliances); its failure never stops recording."""
+        if self.outbox is None:
+            return
+        try:
+            getattr(self.outbox, method)(*args)
+        except Exception:             # noqa: BLE001 — reconciled at the next start
+            self.stats.outbox_failed += 1
+            log.exception("writer: outbox %s failed", method)
+
     def _do(self, job) -> None:
         if isinstance(job, AppendJob):
             f = self.files.get(job.call_id)
             if f is not None:
+                offset = f.size
                 f.append(job.data)
                 self.stats.chunks += 1
                 self.stats.bytes += len(job.data)
+                self._note("note_chunk", job.call_id, offset, len(job.data))
         elif isinstance(job, OpenJob):
             atomic_write(self.datadir.keys.data_dir / f"{job.key_id}.key", job.sealed_key)
             self.catalog.insert_call(job.row)
             self.files[job.call_id] = self.open_file(self.datadir.path_of(job.relpath))
+            self._note("note_key", job.call_id, job.key_id)
+            self._note("note_call", job.call_id)
         elif isinstance(job, UpdateJob):
             self.catalog.update_call(job.call_id, **job.fields)
+            self._note("note_call", job.call_id)
         elif isinstance(job, FinishJob):
             self._finish(job)
         elif isinstance(job, RowJob):
@@ -128,6 +151,7 @@ class Writer:
                 self.catalog.insert_call(job.row)
                 self.ledger.append(EntryKind.RECORD, job.at, call_ids=[job.row["id"]],
                                    actor="recorder", detail={"state": job.row["state"]})
+            self._note("note_call", job.row["id"])
         else:
             raise TypeError(f"unknown job {job!r}")
 
@@ -135,7 +159,9 @@ class Writer:
         f = self.files.pop(job.call_id, None)
         if f is None:
             return
+        offset = f.size
         f.append(job.data)
+        self._note("note_chunk", job.call_id, offset, len(job.data))
         sha = f.close()
         fields = dict(job.fields, size=f.size, sha256=sha, recorded_s=job.recorded_s,
                       ended_at=to_utc_text(job.ended_at))
@@ -144,6 +170,7 @@ class Writer:
             self.ledger.append(EntryKind.RECORD, job.ended_at, call_ids=[job.call_id],
                                actor="recorder",
                                detail={"state": fields["state"], "sha256": sha, "size": f.size})
+        self._note("note_call", job.call_id)
         if job.done is not None:
             job.done(fields)
 
