@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import os
 import sys
 from pathlib import Path
 
 from appliance.errors import ApplianceError
+from appliance.logtext import configure_logging, redact
 
 # Modules that add sub-commands; each has ``register(subparsers)``. Order is
 # the order of ``appliance --help``.
@@ -61,15 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    # one clock (Japan time with offset) and no number in any log line (appliance.logtext)
+    configure_logging(args.verbose)
     try:
         return int(args.func(args) or 0)
     except ApplianceError as exc:
-        print(f"appliance: エラー / error: {exc}", file=sys.stderr)
+        # a service's stderr is the journal: numbers masked there (a person at a
+        # terminal sees what they typed)
+        text = str(exc) if sys.stderr.isatty() else redact(str(exc))
+        print(f"appliance: エラー / error: {text}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -11,7 +11,7 @@ from appliance.config import load_config
 from appliance.errors import AuthError
 from appliance.governance.access import Policy, Session
 from appliance.governance.ledger import EntryKind, Ledger
-from appliance.governance.users import authenticate, read_password_file
+from appliance.governance.users import authenticate, read_password_file, refusal_actor
 # labels and parsing live in appliance.present; re-exported for the command modules
 from appliance.present import (ABSENT_JA, CALL_FIELDS, NOTICE_JA, STATE_JA,  # noqa: F401
                                call_json, parse_when)
@@ -43,7 +43,9 @@ def open_session(args) -> Iterator[Session]:
         try:
             user = authenticate(catalog, args.user, password)
         except AuthError as exc:
-            Ledger(catalog).append(EntryKind.REFUSED, clock.now(), actor=args.user,
+            # an unknown name may be a password typed in the wrong place: not kept in clear
+            Ledger(catalog).append(EntryKind.REFUSED, clock.now(),
+                                   actor=refusal_actor(catalog, args.user),
                                    detail={"action": "sign-in", "reason": str(exc)})
             raise
         yield Session(user, password, dd, catalog, clock.now, policy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from pathlib import Path
 
@@ -43,17 +44,50 @@ def cmd_console(args) -> int:
     ctx = ConsoleContext(dd.root, config, catalog, runner, clock.now, write, ask,
                          actor=f"{info['login']} (保守 technician)", session=info,
                          ask_secret=ask_secret)
+    ended_by = "error"
+    previous = {sig: signal.getsignal(sig) for sig in (*ENDING_SIGNALS, signal.SIGINT)}
+    for sig in ENDING_SIGNALS:
+        signal.signal(sig, _end_session)
     try:
         if catalog is None:
             write("注意: データディレクトリ未初期設定 / data directory not initialised: "
                   "'init' で初回設定 / run 'init' (the manager types their password)\n")
         ctx.ledger("login")
         ConsoleShell(ctx).cmdloop()
-        ctx.ledger("logout")
+        ended_by = "exit"
+        return 0
+    except SessionEnded as end:
+        ended_by = end.signame
+        return 128 + end.signum
     finally:
-        if ctx.catalog is not None:     # ``init`` may have opened one
-            ctx.catalog.close()
-    return 0
+        # a second signal (getty's SIGTERM after the line's SIGHUP) must not cut the entry
+        for sig in (*ENDING_SIGNALS, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
+        try:
+            if ctx.catalog is not None:
+                ctx.ledger("logout", ended_by=ended_by)
+        finally:
+            if ctx.catalog is not None:     # ``init`` may have opened one
+                ctx.catalog.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
+#: a line hang-up, Ctrl-\ (SIGQUIT) and a stop: each ends the session with its logout entry
+ENDING_SIGNALS = (signal.SIGHUP, signal.SIGQUIT, signal.SIGTERM)
+
+
+class SessionEnded(BaseException):
+    """Raised by the signal handler; a BaseException so no command's handler eats it."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.signame = signal.Signals(signum).name
+
+
+def _end_session(signum, frame) -> None:
+    raise SessionEnded(signum)
 
 
 def register(sub) -> None:

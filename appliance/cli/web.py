@@ -65,8 +65,10 @@ def cmd_web(args) -> int:
     shown = f"[{host}]" if ":" in host else host
     print(f"職員サービス / staff service: {scheme}://{shown}:{port}/", flush=True)
     # access logs carry query strings (a searched number): keep them off
+    # log_config=None: uvicorn's lines go through the appliance's one formatter
+    # (Japan time, numbers masked); proxy headers only from configured proxies
     uvicorn.run(create_app(ctx), host=host, port=port, access_log=False, log_level="warning",
-                server_header=False, **tls)
+                log_config=None, server_header=False, **ctx.settings.server_options(), **tls)
     return 0
 
 

@@ -14,7 +14,6 @@ point it at harmless fakes.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import time as _time
@@ -26,6 +25,7 @@ from pathlib import Path
 from appliance.config import Config
 from appliance.governance.ledger import KIND_LABELS_JA, EntryKind, Ledger
 from appliance.governance.retention import RetentionPolicy
+from appliance.logtext import redact  # noqa: F401 — the console's last guard, NFKC-normalised
 from appliance.ops.alarms import alarm_history, read_alarms
 from appliance.ops.live import RecorderUnavailable, query, socket_path
 from appliance.ops.monitor import AlarmSettings
@@ -38,19 +38,6 @@ STATE_JA = {"recording": "録音中", "complete": "完了", "truncated": "途中
             "unanswered": "不応答", "erased": "廃棄済"}
 DIRECTION_JA = {"in": "着信 / in", "out": "発信 / out"}
 YES = ("はい", "yes", "y")
-# ISO dates and times stay; any other run of 6+ digits (with separators) is masked
-_DIGITS = re.compile(r"(?P<date>(?<!\d)(?:19|20)\d{2}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-                     r"(?:[T ]\d{2}:\d{2}(?::\d{2})?)?(?![\d-]))"
-                     r"|(?P<run>\d(?:[\d\-\s()]{4,}\d))")
-
-
-def redact(text: str) -> str:
-    """Mask any long run of digits (a telephone number would be one) in log text."""
-    def sub(m: re.Match) -> str:
-        if m.group("date"):
-            return m.group()
-        return "#" * 6 if sum(c.isdigit() for c in m.group()) >= 6 else m.group()
-    return _DIGITS.sub(sub, text)
 
 
 class ToolRunner:

@@ -41,7 +41,8 @@ def normalize_number(text: str) -> str:
     """'０２６３－３４－３０００' or '0263-34-3000' → '0263343000' (as the catalog keeps them)."""
     compact = re.sub(r"[\s\-()]", "", unicodedata.normalize("NFKC", text or ""))
     if not _NUMBER.fullmatch(compact):
-        raise ConfigError(f"電話番号の形式が正しくありません / not a telephone number: {text!r}")
+        # never repeat the input: it may be a number, and messages reach logs
+        raise ConfigError("電話番号の形式が正しくありません / not a telephone number")
     return compact
 
 

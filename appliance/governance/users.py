@@ -8,6 +8,7 @@ wrapped separately per staff member in the key store.
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -73,17 +74,49 @@ def add_user(catalog: Catalog, name: str, role: Role, password: bytes, now: date
     return User(name, role, False)
 
 
+_WRONG = "利用者名またはパスワードが違います / wrong user name or password"
+#: what a refusal names when the name typed is nobody's (it may be a password typed
+#: into the wrong field: it must not become a permanent ledger entry)
+UNKNOWN_NAME = "(不明な利用者名 / unknown user name)"
+_decoy_hash: str | None = None
+
+
+def _decoy() -> str:
+    """A hash with the hasher's own parameters, for names that do not exist."""
+    global _decoy_hash
+    if _decoy_hash is None:
+        _decoy_hash = _hasher.hash(secrets.token_bytes(16))
+    return _decoy_hash
+
+
 def authenticate(catalog: Catalog, name: str | None, password: bytes) -> User:
+    """Check a password; an unknown name costs the same argon2 work as a known one.
+
+    Answering an unknown name at once would tell an attacker which names
+    exist (0.016 s against 0.47 s, measured): the password is verified
+    against a decoy hash instead, and the message is the same.
+    """
     rows = list(catalog.db["users"].rows_where("name = ?", [name or ""]))
-    if not rows:
-        # same message as a wrong password: do not reveal who exists
-        raise AuthError("利用者名またはパスワードが違います / wrong user name or password")
-    row = rows[0]
+    row = rows[0] if rows else None
     try:
-        _hasher.verify(row["password_hash"], password)
+        _hasher.verify(row["password_hash"] if row else _decoy(), password)
     except (VerificationError, InvalidHashError):
-        raise AuthError("利用者名またはパスワードが違います / wrong user name or password") from None
+        raise AuthError(_WRONG) from None
+    if row is None:         # a decoy never verifies; kept for clarity
+        raise AuthError(_WRONG)
     return User(row["name"], Role(row["role"]), bool(row["acting"]))
+
+
+def refusal_actor(catalog: Catalog, name: str | None) -> str:
+    """Who a refused sign-in names on the ledger: a user (present, or removed — their
+    appointment is on the ledger already), or no clear text at all."""
+    if not name:
+        return UNKNOWN_NAME
+    known = catalog.conn.execute(
+        "SELECT 1 FROM users WHERE name = ? UNION ALL SELECT 1 FROM ledger WHERE kind = 'user'"
+        " AND json_extract(detail, '$.action') = 'appoint' AND json_extract(detail, '$.user') = ?"
+        " LIMIT 1", (name, name)).fetchone()
+    return name if known else UNKNOWN_NAME
 
 
 def require_staff(user: User) -> None:

@@ -86,15 +86,37 @@ def current_staff(request: Request, ctx: WebContext = Depends(get_ctx),
     return Staff(ctx, ws, user, catalog)
 
 
+BAD_ORIGIN = ("この画面以外からの操作は受け付けません / refused: the request comes from "
+              "another site (Origin)")
+
+
+def origin_allowed(request: Request, ctx: WebContext) -> bool:
+    """A browser names the page's origin on every state-changing request: it must be ours.
+
+    Ours is the scheme and Host of this request, or one of ``[web] origins``.
+    A request without Origin (not a browser: curl, the API's clients) passes
+    here and still needs the CSRF token; ``Origin: null`` (sandboxed frames,
+    file: pages) is refused.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    own = f"{request.url.scheme}://{request.headers.get('host', '')}".lower()
+    return origin.lower() in (own, *(o.lower() for o in ctx.settings.origins))
+
+
 def csrf_guard(request: Request, ctx: WebContext = Depends(get_ctx)) -> None:
-    """Every state-changing request carries the session's token in a header.
+    """Every state-changing request comes from our pages and carries the session's token.
 
     SameSite=Strict already keeps other sites' requests cookie-less; the
-    header is the second lock (a form on another site cannot set it). Sign-in
-    has no session yet: it uses a double-submit cookie set by the login page.
+    Origin check and the header are the second and third locks (a form on
+    another site can set neither). Sign-in has no session yet: it uses a
+    double-submit cookie set by the login page.
     """
     if request.method not in UNSAFE_METHODS:
         return
+    if not origin_allowed(request, ctx):
+        raise WebError(403, "origin", BAD_ORIGIN)
     sent = request.headers.get(CSRF_HEADER, "")
     if request.url.path == "/api/session" and request.method == "POST":
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")

@@ -85,7 +85,8 @@ def live_server(office):
     ctx = WebContext.load(d, None, clock=SystemClock(), secure_cookies=False)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(ctx), host="127.0.0.1", port=port,
-                                           log_level="warning", access_log=False))
+                                           log_level="warning", access_log=False,
+                                           **ctx.settings.server_options()))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

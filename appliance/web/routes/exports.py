@@ -27,7 +27,7 @@ from appliance.governance.grounds import GROUNDS
 from appliance.store.catalog import to_local_text
 from appliance.web.deps import Staff, current_staff
 from appliance.web.routes.common import GROUND_CHOICES, TEXT_MAX, ObjectId, check_ids
-from appliance.web.routes.login import check_password
+from appliance.web.routes.login import check_password, client_address
 
 router = APIRouter()
 api = APIRouter(prefix="/api/exports", tags=["exports"])
@@ -51,7 +51,7 @@ def new_bundle_path(staff: Staff) -> Path:
 def keyed_session(staff: Staff, request: Request, password: str):
     """The person's own password unwraps the archive key, for this request only."""
     pw = password.encode()
-    address = request.client.host if request.client else "-"
+    address = client_address(request)
     check_password(staff.ctx, staff.catalog, staff.user.name, pw, address)
     return staff.session(pw)
 

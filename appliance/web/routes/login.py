@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field
 
 from appliance.errors import AuthError
 from appliance.governance.ledger import EntryKind, Ledger
-from appliance.governance.users import ROLE_LABELS_JA, Role, User, authenticate
+from appliance.governance.users import (ROLE_LABELS_JA, Role, User, authenticate,
+                                        refusal_actor)
 from appliance.store.catalog import Catalog
 from appliance.web.routes.common import set_cookie
 from appliance.web.context import WebContext
@@ -40,9 +41,18 @@ def _me(staff: Staff) -> dict:
             "idle_minutes": staff.ctx.settings.idle_minutes}
 
 
-def _refuse(catalog: Catalog, ctx: WebContext, actor: str, reason: str) -> None:
-    Ledger(catalog).append(EntryKind.REFUSED, ctx.clock.now(), actor=actor,
+def _refuse(catalog: Catalog, ctx: WebContext, name: str, reason: str) -> None:
+    # a name nobody has may be a password typed into the user field: never kept in clear
+    Ledger(catalog).append(EntryKind.REFUSED, ctx.clock.now(),
+                           actor=refusal_actor(catalog, name),
                            detail={"action": "web sign-in", "reason": reason})
+
+
+def client_address(request: Request) -> str:
+    """The peer's address. Proxy headers count only when ``[web] trusted_proxies`` names
+    the proxy: the server (uvicorn) is started with them off otherwise, so a client
+    cannot pick the address the lockout counts by sending X-Forwarded-For."""
+    return request.client.host if request.client else "-"
 
 
 def check_password(ctx: WebContext, catalog: Catalog, name: str, password: bytes,
@@ -75,8 +85,8 @@ def login_csrf(response: Response, ctx: WebContext = Depends(get_ctx)) -> dict:
 @api.post("", summary="sign in (staff only)")
 def sign_in(body: LoginIn, request: Request, response: Response,
             ctx: WebContext = Depends(get_ctx), catalog: Catalog = Depends(get_catalog)) -> dict:
-    address = request.client.host if request.client else "-"
-    user = check_password(ctx, catalog, body.user, body.password.encode(), address)
+    user = check_password(ctx, catalog, body.user, body.password.encode(),
+                          client_address(request))
     if user.role == Role.TECHNICIAN:
         reason = "保守担当者は職員画面を利用できません / technicians cannot use the staff service"
         _refuse(catalog, ctx, user.name, reason)

@@ -28,7 +28,7 @@ from appliance.store.opus import read_recording
 from appliance.store.sealed import open_sealed
 from appliance.web.deps import Staff, WebError, current_staff
 from appliance.web.routes.common import TEXT_MAX, CallId, ground_or_refuse
-from appliance.web.routes.login import check_password
+from appliance.web.routes.login import check_password, client_address
 
 router = APIRouter(prefix="/api/calls", tags=["player"])
 LEVEL_STEP_S = 0.1          # one point of the picture per 100 ms
@@ -63,7 +63,7 @@ def listen(call_id: CallId, body: ListenIn, request: Request,
         raise KeyStoreError(f"この通話には再生できる録音がありません / call {call_id} has no "
                             "recording to play")
     password = body.password.encode()
-    address = request.client.host if request.client else "-"
+    address = client_address(request)
     check_password(staff.ctx, staff.catalog, staff.user.name, password, address)
     keyed = staff.session(password)
     del password
@@ -84,7 +84,36 @@ def listen(call_id: CallId, body: ListenIn, request: Request,
             "reference": reference, "levels": _levels(decoded.far, decoded.near)}
 
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+_RANGE = re.compile(r"^bytes=([0-9]*)-([0-9]*)$")
+#: longer digit strings are positions past any recording: read as "beyond the end"
+#: (never handed to int(), which refuses 4,301+ digits with a ValueError)
+_MAX_DIGITS = 18
+
+
+class Unsatisfiable(Exception):
+    """The range starts past the end: 416."""
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """One ``bytes=`` range (RFC 9110 §14.1.2) as (first, last), or None for the whole file.
+
+    A header we do not understand (several ranges, another unit) is ignored,
+    as the RFC allows: the whole file is sent.
+    """
+    m = _RANGE.match((header or "").strip())
+    if not m or not (m.group(1) or m.group(2)):
+        return None
+    first, last = (None if not g else int(g) if len(g) <= _MAX_DIGITS else size + 1
+                   for g in m.groups())
+    if size == 0:
+        raise Unsatisfiable               # no byte of an empty file can be asked for
+    if first is None:                     # a suffix: the last N bytes
+        if last == 0:
+            raise Unsatisfiable
+        return max(0, size - last), size - 1
+    if first >= size or (last is not None and first > last):
+        raise Unsatisfiable
+    return first, size - 1 if last is None else min(last, size - 1)
 
 
 @router.get("/{call_id}/audio", summary="the audio of a listen (Ogg Opus, needs its ticket)",
@@ -102,15 +131,12 @@ def audio(call_id: CallId, request: Request,
     data = open_sealed(dd.path_of(row["recording_path"]).read_bytes(), t.data_key).payload
     headers = {"Accept-Ranges": "bytes", "Cache-Control": "no-store"}
     size = len(data)
-    m = _RANGE.match(request.headers.get("range", ""))
-    if m and (m.group(1) or m.group(2)):
-        if m.group(1):
-            start = int(m.group(1))
-            end = min(int(m.group(2)), size - 1) if m.group(2) else size - 1
-        else:
-            start, end = max(0, size - int(m.group(2))), size - 1
-        if start >= size or start > end:
-            return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    try:
+        wanted = parse_range(request.headers.get("range"), size)
+    except Unsatisfiable:
+        return Response(status_code=416, headers={"Content-Range": f"bytes */{size}"})
+    if wanted is not None:
+        start, end = wanted
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
         return Response(data[start:end + 1], status_code=206, media_type="audio/ogg",
                         headers=headers)
