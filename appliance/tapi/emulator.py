@@ -18,23 +18,33 @@ and come back, as a USB cable would.
 Technicians: ``python -m appliance.tapi.emulator SCENARIO.toml --dir DIR``
 writes ``DIR/asound.conf`` and prints the ``alsa+serial://`` URL and the
 ``ALSA_CONFIG_PATH`` to give ``appliance run``.
+
+Tests and benches run it in a process of its own (:class:`EmulatorProcess`,
+over appliance/tapi/standin.py): the host's alsa-lib opens the capture FIFO
+holding the GIL, so an emulator thread in the host's process could be kept
+from ever running (a deadlock seen under load). What a test used to do from
+a per-period hook is data now (:class:`CutPlan`: unplug a call's device so
+long after its answer, replug after so long); stats, the simulator's truth
+and history, and the messages the host sent are fetched over the channel.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import socket
 import select
 import sys
 import threading
 import time
 import tty
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 
-from appliance.clock import Clock, SystemClock
+from appliance.clock import Clock, FakeClock, SystemClock
 from appliance.dsp import g711
 from appliance.tapi import q931
 from appliance.tapi import serialctl as sc
@@ -42,6 +52,7 @@ from appliance.tapi.contract import EventKind, LineKind
 from appliance.tapi.lapd import fcs_ok
 from appliance.tapi.lapd import parse as parse_lapd
 from appliance.tapi.sim import SimInterface, load_scenario
+from appliance.tapi.standin import serve
 from appliance.units import FRAME_SAMPLES, LINE_RATE
 
 FIRMWARE = "emulator-1"
@@ -126,6 +137,12 @@ class Emulator:
 
     # --- the device ---------------------------------------------------------------------
     def _connect(self) -> bool:
+        # the capture FIFO first, read-write: this open never waits for the host's PCM, and
+        # the host (which opens once the control node appears) never waits for this one —
+        # alsa-lib opens its infile without releasing the GIL
+        self._cap = os.open(self.capture_fifo, os.O_RDWR)
+        self._pb = os.open(self.playback, os.O_RDONLY | os.O_NONBLOCK) \
+            if self.playback.exists() and self.playback.is_fifo() else None
         master, slave = os.openpty()
         tty.setraw(slave)
         tty.setraw(master)
@@ -133,13 +150,8 @@ class Emulator:
         if tmp.is_symlink() or tmp.exists():
             tmp.unlink()
         os.symlink(os.ttyname(slave), tmp)
-        os.replace(tmp, self.link)                 # the node appears atomically, like udev's
         self._master, self._slave = master, slave
-        self._pb = os.open(self.playback, os.O_RDONLY | os.O_NONBLOCK) \
-            if self.playback.exists() and self.playback.is_fifo() else None
-        # read-write: the open never waits for the host's PCM (alsa-lib opens its infile
-        # without releasing the GIL), and the host's open never waits for us
-        self._cap = os.open(self.capture_fifo, os.O_RDWR)
+        os.replace(tmp, self.link)                 # the node appears atomically, like udev's
         self._dev0 = self.sim.sample
         # the ALSA file PCM truncates its output when the host opens it
         self._pb_offset = 0
@@ -350,6 +362,164 @@ class Emulator:
         if self.on_period is not None:
             self.on_period(self.sim.sample)
         return True
+
+
+@dataclass
+class Cut:
+    """Unplug the device ``after_answer_s`` into call ``call``'s talk; replug ``down_s`` later."""
+    call: int
+    after_answer_s: float
+    down_s: float
+
+
+@dataclass
+class CutPlan:
+    """Period hooks as data: the cuts to make, and when they were made (CLOCK_MONOTONIC,
+    which every process of the machine shares, so the host can compare)."""
+    cuts: list[Cut] = field(default_factory=list)
+    unplugged_at: dict[int, float] = field(default_factory=dict)
+    replugged_at: dict[int, float] = field(default_factory=dict)
+
+    def attach(self, emu: Emulator) -> None:
+        pending = {c.call: c for c in self.cuts}
+
+        def on_period(sample: int) -> None:
+            for idx in list(pending):
+                truth = emu.sim.truth.get(idx, {})
+                cut = pending[idx]
+                if "answer" in truth and sample > truth["answer"] + cut.after_answer_s * LINE_RATE:
+                    del pending[idx]
+                    self.unplugged_at[idx] = time.monotonic()
+                    emu.unplug()
+                    threading.Timer(cut.down_s, self._replug, (emu, idx)).start()
+        emu.on_period = on_period
+
+    def _replug(self, emu: Emulator, idx: int) -> None:
+        self.replugged_at[idx] = time.monotonic()
+        emu.replug()
+
+
+def _jsonable(v):
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating,)):
+        return float(v)
+    return v
+
+
+def child_main(channel, extra: list[socket.socket], args: dict) -> int:
+    """The emulator's process (appliance/tapi/standin.py): build, start, answer the host."""
+    d = Path(args["dir"])
+    sim = SimInterface(load_scenario(Path(args["scenario"])),
+                       FakeClock(datetime.fromisoformat(args["start"])))
+    emu = Emulator(sim, d / "ctl", d / "capture.fifo", d / "playback.raw",
+                   args.get("pacing", "lockstep"), boot_id=args.get("boot_id", 1))
+    plan = CutPlan([Cut(**c) for c in args.get("cuts", [])])
+    if plan.cuts:
+        plan.attach(emu)
+    emu.start()
+
+    def received(include_sync: bool = False) -> dict:
+        msgs = list(emu.received)
+        keep = [m for m in msgs if include_sync or not isinstance(m, sc.HostSync)]
+        return {"messages": [sc.encode(m).hex() for m in keep],
+                "host_syncs": sum(isinstance(m, sc.HostSync) for m in msgs)}
+
+    def records(what: str) -> list[dict]:
+        return [_jsonable(asdict(r)) for r in sim.records(what)]
+
+    handlers = {
+        "wait_plugged": lambda timeout=5.0: emu.plugged.wait(min(float(timeout), 60.0)),
+        "wait_ended": lambda timeout=5.0: emu.ended.wait(min(float(timeout), 600.0)),
+        "unplug": lambda: emu.unplug(),
+        "replug": lambda boot_id=None: emu.replug(boot_id),
+        "stats": lambda: asdict(emu.stats),
+        "truth": lambda: _jsonable(sim.truth),
+        "records": records,
+        "received": received,
+        "path_on": lambda: sorted([list(k) for k in emu._path_on]),
+        "cuts": lambda: {"unplugged_at": _jsonable(plan.unplugged_at),
+                         "replugged_at": _jsonable(plan.replugged_at)},
+    }
+    channel.send({"ok": True, "result": {"link": str(emu.link), "pid": os.getpid()}})
+    serve(channel, handlers, emu.stop)
+    return 0
+
+
+class EmulatorProcess:
+    """The interface emulator in a child process (host side); a context manager.
+
+    ``dir`` holds ``ctl`` (the pty link), ``capture.fifo`` and
+    ``playback.raw`` (the ALSA file PCM's output, which the caller creates
+    with the ``asound.conf`` of :func:`alsa_config`). The child opens the
+    capture FIFO read-write before it answers, so the host's PCM open never
+    waits for it.
+    """
+
+    def __init__(self, scenario: Path, start: datetime, dir: Path, pacing: str = "lockstep",
+                 cuts: list[Cut] | None = None, boot_id: int = 1) -> None:
+        from appliance.tapi.standin import StandinProcess
+        self.dir = Path(dir)
+        self.link = self.dir / "ctl"
+        self._proc = StandinProcess("emulator", {
+            "scenario": str(Path(scenario).resolve()), "start": start.isoformat(),
+            "dir": str(self.dir.resolve()), "pacing": pacing, "boot_id": boot_id,
+            "cuts": [asdict(c) for c in (cuts or [])]})
+
+    @property
+    def pid(self) -> int:
+        return self._proc.pid
+
+    def wait_plugged(self, timeout: float = 5.0) -> bool:
+        return bool(self._proc.call("wait_plugged", timeout, timeout=timeout))
+
+    def wait_ended(self, timeout: float = 5.0) -> bool:
+        return bool(self._proc.call("wait_ended", timeout, timeout=timeout))
+
+    def unplug(self) -> None:
+        self._proc.call("unplug")
+
+    def replug(self, boot_id: int | None = None) -> None:
+        self._proc.call("replug", boot_id=boot_id)
+
+    def stats(self) -> EmulatorStats:
+        return EmulatorStats(**self._proc.call("stats"))
+
+    def truth(self) -> dict[int, dict]:
+        return {int(k): v for k, v in self._proc.call("truth").items()}
+
+    def records(self, what: str) -> list:
+        from appliance.tapi.sim.wire import SimRecord
+        return [SimRecord(**r) for r in self._proc.call("records", what=what)]
+
+    def received(self, include_sync: bool = False) -> list:
+        """Every message the host sent (HOST_SYNC only when asked: one per period)."""
+        got = self._proc.call("received", include_sync=include_sync)
+        dec = sc.Decoder()
+        out = []
+        for hexed in got["messages"]:
+            out += dec.feed(bytes.fromhex(hexed))
+        return out
+
+    def path_on(self) -> set[tuple[str, int]]:
+        return {(t, c) for t, c in self._proc.call("path_on")}
+
+    def cuts(self) -> dict[str, dict[int, float]]:
+        got = self._proc.call("cuts")
+        return {k: {int(i): t for i, t in v.items()} for k, v in got.items()}
+
+    def stop(self) -> None:
+        self._proc.stop()
+
+    def __enter__(self) -> EmulatorProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 def main(argv: list[str] | None = None) -> int:

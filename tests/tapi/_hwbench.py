@@ -8,34 +8,33 @@ from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
-from appliance.clock import FakeClock
-from appliance.tapi.emulator import Emulator, alsa_config
-from appliance.tapi.sim import SimInterface, load_scenario
+from appliance.tapi.emulator import Cut, EmulatorProcess, alsa_config
+from appliance.tapi.sim import load_scenario
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = ROOT / "scenarios"
 
 
 @contextmanager
-def bench(tmp_path: Path, monkeypatch, scenario: Path, pacing: str = "lockstep"):
-    """An emulator speaking ``scenario``; yields (emulator, alsa+serial URL without trunks)."""
+def bench(tmp_path: Path, monkeypatch, scenario: Path, pacing: str = "lockstep",
+          cuts: list[Cut] | None = None, start: datetime | None = None):
+    """The interface emulator speaking ``scenario`` in a process of its own (the host's
+    alsa-lib opens the capture FIFO holding the GIL: an emulator thread here could starve);
+    yields (emulator handle, alsa+serial URL without trunks)."""
     d = tmp_path / "bench"
     d.mkdir(exist_ok=True)
     conf = d / "asound.conf"
     conf.write_text(alsa_config(d / "capture.fifo", d / "playback.raw"), encoding="utf-8")
     (d / "playback.raw").write_bytes(b"")
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(conf))
-    sim = SimInterface(load_scenario(scenario), FakeClock(START))
-    emu = Emulator(sim, d / "ctl", d / "capture.fifo", d / "playback.raw", pacing).start()
-    trunks = ",".join(t.id for t in sim.scenario.trunks)
+    scen = load_scenario(scenario)
+    trunks = ",".join(t.id for t in scen.trunks)
     url = (f"alsa+serial://{d / 'ctl'}?capture=appliance_capture&playback=appliance_playback"
            f"&trunks={trunks}")
-    # the device is plugged in before the appliance starts (bounded wait)
-    assert emu.plugged.wait(5.0), "emulator did not come up"
-    try:
+    with EmulatorProcess(scenario, start or scen.start or START, d, pacing, cuts) as emu:
+        # the device is plugged in before the appliance starts (bounded wait)
+        assert emu.wait_plugged(5.0), "emulator did not come up"
         yield emu, url
-    finally:
-        emu.stop()
 
 
 def relative_catalog(calls: list[dict]) -> list[dict]:
@@ -95,6 +94,11 @@ def init_datadir(run_cli, d, password_file, tmp_path) -> None:
     code, _out, err = run_cli("--data-dir", d, "init", "--manager", "kacho", "--password-file",
                               password_file, "--recovery-key-file", tmp_path / f"{d.name}.rk")
     assert code == 0, err
+
+
+#: a hang guard, not a speed claim (speed is the bench's business): well above a run on a
+#: loaded machine, below pytest-timeout's 300 s so the test fails with its own message
+HANG_GUARD_S = 240.0
 
 
 def run_bounded(fn, seconds: float, what: str):

@@ -37,15 +37,15 @@ def test_a_silent_host_gets_the_relays_opened(tmp_path, monkeypatch):
     with bench(tmp_path, monkeypatch, SCENARIOS / "demo.toml") as (emu, _):
         port = _host(emu)
         try:
-            assert _wait(lambda: emu.sim.records("relay_closed"), 2.0)
-            assert emu.stats.failsafe_trips == 0
+            assert _wait(lambda: emu.records("relay_closed"), 2.0)
+            assert emu.stats().failsafe_trips == 0
             # silence: nothing more from the host
-            assert _wait(lambda: emu.stats.failsafe_trips == 1, FAILSAFE_S + 2.0)
-            opened = emu.sim.records("relay_open")
+            assert _wait(lambda: emu.stats().failsafe_trips == 1, FAILSAFE_S + 2.0)
+            opened = emu.records("relay_open")
             assert [(r.trunk, r.channel) for r in opened] == [("T1", 1)]
-            assert not emu._path_on                      # the notice path is dropped too
+            assert not emu.path_on()                      # the notice path is dropped too
             time.sleep(0.3)
-            assert emu.stats.failsafe_trips == 1         # once, not again and again
+            assert emu.stats().failsafe_trips == 1         # once, not again and again
         finally:
             port.close()
 
@@ -59,8 +59,8 @@ def test_a_syncing_host_keeps_its_relays(tmp_path, monkeypatch):
                 port.write(sc.encode(sc.HostSync(0)))
                 port.flush()
                 time.sleep(0.4)
-            assert emu.stats.failsafe_trips == 0
-            assert not emu.sim.records("relay_open")
-            assert emu._path_on
+            assert emu.stats().failsafe_trips == 0
+            assert not emu.records("relay_open")
+            assert emu.path_on()
         finally:
             port.close()

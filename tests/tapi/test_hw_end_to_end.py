@@ -10,7 +10,6 @@ they are.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,11 +41,9 @@ def test_demo_scenario_gives_the_same_catalog_through_alsa_and_serial(
 
     seconds = load_scenario(scenario).duration
     with bench(tmp_path, monkeypatch, scenario) as (emu, url):
-        t0 = time.monotonic()
         iface = open_interface(f"{url}&stop_after={seconds}", FakeClock(START))
         engine = record(hw_dir, iface)
-        elapsed = time.monotonic() - t0
-        sent = list(emu.received)
+        sent = emu.received()
     got = catalog_calls(run_cli, hw_dir, staff)
     assert comparable(got) == comparable(expected)
     assert [c["notice"] for c in got] == ["none", "played", "played"]
@@ -57,4 +54,3 @@ def test_demo_scenario_gives_the_same_catalog_through_alsa_and_serial(
     assert sum(isinstance(m, sc.NoticePath) and m.on for m in sent) == 2
     assert iface.stats.late_sync == 0 and iface.stats.device_lost == 0
     assert engine.stats.bad_periods == 0
-    assert elapsed < 120
