@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "appliance.cli.requests",
     "appliance.cli.exports",
     "appliance.cli.ledger",
+    "appliance.cli.alarms",
     "appliance.cli.web",
     "appliance.cli.dsp",
     "appliance.cli.bench",

@@ -26,7 +26,8 @@ from appliance.config import Config
 from appliance.governance.ledger import KIND_LABELS_JA, EntryKind, Ledger
 from appliance.governance.retention import RetentionPolicy
 from appliance.logtext import redact  # noqa: F401 — the console's last guard, NFKC-normalised
-from appliance.ops.alarms import alarm_history, read_alarms
+from appliance.ops.alarms import (SEVERITY_JA, AlarmCode, AlarmError, AlarmRegistry,
+                                  alarm_history, read_alarms)
 from appliance.ops.live import RecorderUnavailable, query, socket_path
 from appliance.ops.monitor import AlarmSettings
 from appliance.store.catalog import TOKYO, Catalog, to_local_text, to_utc_text
@@ -134,6 +135,18 @@ def _recorder_down(ctx: ConsoleContext, exc: Exception) -> None:
     ctx.say(f"録音処理: 停止中 / recorder: not running — {exc}")
 
 
+def _notice_recorder(ctx: ConsoleContext, answering: bool) -> None:
+    """Whoever notices a silent recorder raises the alarm (and clears it when it answers)."""
+    if ctx.catalog is None:
+        return
+    registry = AlarmRegistry(ctx.catalog, ctx.now, actor=ctx.actor)
+    if answering:
+        registry.clear(AlarmCode.RECORDER_NOT_ANSWERING)
+    else:
+        registry.raise_(AlarmCode.RECORDER_NOT_ANSWERING, "",
+                        "保守コンソールで確認 / noticed at the console")
+
+
 def _bar(dbfs: float, width: int = 20) -> str:
     filled = max(0, min(width, int(round((dbfs + 60.0) / 60.0 * width))))
     return "|" + "#" * filled + "." * (width - filled) + "|"
@@ -148,6 +161,7 @@ def cmd_status(ctx: ConsoleContext, arg: str) -> None:
     except RecorderUnavailable as exc:
         _recorder_down(ctx, exc)
         snap = None
+    _notice_recorder(ctx, snap is not None)
     if snap is not None:
         ctx.say(f"録音処理: 稼働中 / recorder: running (回線時間 line time {snap['line_time_s']:.0f} s)")
         ctx.say(f"{'回線 line':<10} {'状態 / state':<28} {'方向 / direction':<14} 継続 / duration")
@@ -164,16 +178,43 @@ def cmd_status(ctx: ConsoleContext, arg: str) -> None:
 
 
 def cmd_alarms(ctx: ConsoleContext, arg: str) -> None:
+    parts = arg.split(None, 2)
+    if parts and parts[0] == "ack":
+        return _alarms_ack(ctx, parts[1:])
+    if parts:
+        raise Usage("alarms | alarms ack CODE 内容 / alarms ack CODE NOTE")
     alarms = read_alarms(ctx.catalog) if ctx.catalog is not None else []
     if not alarms:
         ctx.say("警報なし / no active alarms")
     for a in alarms:
         where = f" [{a.subject}]" if a.subject else ""
-        ctx.say(f"警報 / ALARM {a.label}{where} ({a.code}) 発生 raised {a.raised_at}, "
-                f"最終 last {a.last_at}, {a.count} 回")
+        ack = (f"確認 acknowledged {a.acknowledged_by} {a.acknowledged_at}" if a.acknowledged_by
+               else "未確認 / NOT acknowledged")
+        ctx.say(f"警報 / ALARM [{SEVERITY_JA.get(a.severity, a.severity)} {a.severity}] "
+                f"{a.label}{where} ({a.code}) 発生 raised {a.raised_at}, 最終 last {a.last_at}, "
+                f"{a.count} 回 — {ack}")
         if a.detail:
             ctx.say(f"    {redact(a.detail)}")
     ctx.ledger("alarms", active=[a.code for a in alarms])
+
+
+def _alarms_ack(ctx: ConsoleContext, parts: list[str]) -> None:
+    if len(parts) < 2 or not parts[1].strip():
+        raise Usage("alarms ack CODE 内容 / alarms ack CODE NOTE (内容は必須 / a note is required)")
+    if ctx.catalog is None:
+        ctx.say("未初期設定 / not initialised")
+        return
+    registry = AlarmRegistry(ctx.catalog, ctx.now, actor=ctx.actor)
+    try:
+        done = registry.acknowledge(parts[0], ctx.actor, parts[1])
+    except AlarmError as exc:
+        ctx.say(str(exc))
+        ctx.ledger("alarms ack", code=parts[0], result="refused")
+        return
+    for a in done:
+        ctx.say(f"確認しました / acknowledged: {a.label}"
+                + (f" [{a.subject}]" if a.subject else "") + f" ({a.code})")
+    ctx.ledger("alarms ack", code=parts[0], acknowledged=len(done))
 
 
 def cmd_levels(ctx: ConsoleContext, arg: str) -> None:
@@ -589,7 +630,10 @@ COMMANDS: dict[str, Command] = {
     "status": Command(cmd_status, "status",
                       "各回線の状態 (待機・着信・通話中、方向、継続時間) / each line: idle, ringing "
                       "or in call, with direction and duration; never a number"),
-    "alarms": Command(cmd_alarms, "alarms", "発生中の警報 / active alarms"),
+    "alarms": Command(cmd_alarms, "alarms | alarms ack CODE NOTE",
+                      "発生中の警報 (未確認・重大なものが先); 'alarms ack' で確認 (内容は管理簿へ) / "
+                      "raised alarms, unacknowledged and most severe first; 'alarms ack' "
+                      "acknowledges one code with a note (on the ledger)"),
     "levels": Command(cmd_levels, "levels [N]",
                       "回線ごと・遠端/近端のレベル表示 (N 回更新、既定 5) / live level meters per "
                       "trunk and leg, refreshed N times (default 5); Ctrl-C stops"),

@@ -35,6 +35,9 @@ class EntryKind(StrEnum):
     INIT = "init"              # 初期設定
     TIER = "tier"              # 別媒体へ移管 (second retention stage)
     REQUEST = "request"        # 開示請求 (受付・終了; R15)
+    ALARM = "alarm"            # 警報 (発生・解除・確認)
+    POWER = "power"            # 電源 (停電・低残量による停止・復電)
+    CLOCK = "clock"            # 時刻 (時刻の飛び: 旧時刻と新時刻)
 
 
 KIND_LABELS_JA = {
@@ -42,7 +45,8 @@ KIND_LABELS_JA = {
     EntryKind.PROVIDE: "提供", EntryKind.HOLD: "保管延長", EntryKind.RELEASE: "延長解除",
     EntryKind.ERASE: "廃棄", EntryKind.USER: "利用者管理", EntryKind.MAINTENANCE: "保守",
     EntryKind.REFUSED: "拒否", EntryKind.INIT: "初期設定", EntryKind.TIER: "別媒体へ移管",
-    EntryKind.REQUEST: "開示請求",
+    EntryKind.REQUEST: "開示請求", EntryKind.ALARM: "警報", EntryKind.POWER: "電源",
+    EntryKind.CLOCK: "時刻",
 }
 
 _FIELDS = ("seq", "at", "kind", "call_ids", "ground", "reference", "actor", "approver",

@@ -160,11 +160,51 @@ def _v4_operations(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v5_alarm_records(conn: sqlite3.Connection) -> None:
+    _run_script(conn, """
+        ALTER TABLE alarms ADD COLUMN severity TEXT NOT NULL DEFAULT 'error'
+            CHECK (severity IN ('info', 'warning', 'error', 'critical'));
+        ALTER TABLE alarms ADD COLUMN acknowledged_at TEXT;            -- UTC; NULL until acknowledged
+        ALTER TABLE alarms ADD COLUMN acknowledged_by TEXT;
+        ALTER TABLE alarms ADD COLUMN ack_note TEXT;
+        -- every raise, clear, acknowledgement and test, in the order the outbox delivers them;
+        -- AUTOINCREMENT: ids are never reused after pruning (each channel keeps a cursor)
+        CREATE TABLE alarm_events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            alarm_id INTEGER,                  -- NULL for a test alarm
+            event TEXT NOT NULL CHECK (event IN ('raised', 'cleared', 'acknowledged', 'test')),
+            at TEXT NOT NULL,                  -- UTC
+            code TEXT NOT NULL,
+            severity TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            text TEXT NOT NULL DEFAULT ''      -- technician-level, never a number
+        );
+        -- the durable outbox's cursors: one per delivery path (syslog, mail, snmp …)
+        CREATE TABLE alarm_delivery (
+            channel TEXT PRIMARY KEY,
+            last_event_id INTEGER NOT NULL,    -- delivered up to and including this event
+            sent INTEGER NOT NULL DEFAULT 0,
+            last_sent_at TEXT,
+            failing_since TEXT,                -- UTC; NULL while deliveries succeed
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT
+        );
+        -- one deliverer at a time (recorder or web service): the holder renews its lease
+        CREATE TABLE alarm_delivery_lease (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            owner TEXT NOT NULL,
+            expires_at TEXT NOT NULL
+        )
+    """)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: calls, users, ledger", _v1_initial),
     Migration(2, "governance: holds, disclosure requests, exports, erasure", _v2_governance),
     Migration(3, "engine: offered_at, overrun_frames, excluded", _v3_engine),
     Migration(4, "operations: alarms, calls.clock_unsynced", _v4_operations),
+    Migration(5, "alarm records: severity, acknowledgement, events, delivery outbox",
+              _v5_alarm_records),
 )
 
 
