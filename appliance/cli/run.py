@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -68,6 +69,7 @@ class Operations:
     monitor: object
     server: object | None
     led: object
+    deliverer: object | None = None
 
     def ready(self) -> None:
         self.notifier.ready("録音中 / recording")
@@ -82,6 +84,12 @@ class Operations:
             logging.getLogger(__name__).exception("final alarm check failed")
         if self.server is not None:
             self.server.close()
+        if self.deliverer is not None:
+            try:
+                self.deliverer.run_once()     # what the last check raised, while we hold the lease
+            except Exception:                 # noqa: BLE001 — the web service's deliverer goes on
+                logging.getLogger(__name__).exception("final alarm delivery failed")
+            self.deliverer.stop()
         self.led.close()
 
 
@@ -98,12 +106,13 @@ def status_panel(iface):
 
 
 def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock,
-                     fault_led=None) -> Operations:
+                     fault_led=None, delivery_catalog=None, fast: bool = False) -> Operations:
     """Live status socket, alarm monitor, fault LED and systemd watchdog around the engine.
 
     ``fault_led`` (the GPIO panel's) replaces ``[alarms] fault_led_pin`` when given."""
     from appliance.governance.retention import RetentionPolicy
-    from appliance.ops.alarms import AlarmRegistry
+    from appliance.ops.alarms import AlarmCode, AlarmRegistry
+    from appliance.ops.delivery import start_deliverer
     from appliance.ops.leds import GpioFaultLed, NullLed
     from appliance.ops.live import LiveServer, LiveState, socket_path
     from appliance.ops.monitor import AlarmSettings, Monitor, free_bytes_of, ntp_synchronised
@@ -118,7 +127,8 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
             led = GpioFaultLed(settings.fault_led_pin)
         except Exception as exc:     # noqa: BLE001 — no GPIO here: alarms still reach the journal
             log.error("fault LED on pin %s unavailable: %s", settings.fault_led_pin, exc)
-    registry = AlarmRegistry(alarm_catalog, clock.now, led)
+    registry = AlarmRegistry(alarm_catalog, clock.now, led, actor="recorder")
+    registry.clear(AlarmCode.RECORDER_NOT_ANSWERING)       # it answers: it is starting
     live = LiveState(engine, engine.notice.samples)
     engine.observers.append(live)
     monitor = Monitor(registry, live, settings=settings, min_free_mb=policy.min_free_mb,
@@ -133,11 +143,26 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
         log.error("live status socket unavailable: %s", exc)
         server = None
     monitor.start()
+    # its own connection: the deliverer's thread commits cursors beside the monitor's raises
+    deliverer = start_deliverer(
+        delivery_catalog, config.raw.get("alarms"), _config_dir(config), now=SystemClock().now,
+        monotonic=SystemClock().monotonic, site=config.site.name, host=socket.gethostname(),
+        registry=registry, alarm_after_s=settings.delivery_alarm_s)
     interval = watchdog_interval(os.environ)
     watchdog = None
+    if interval is None and not fast and settings.capture_stall_s:
+        interval = settings.capture_stall_s / 2     # no systemd: still watch for a hung loop
     if interval is not None:
-        watchdog = CaptureWatchdog(notifier, lambda: engine.stats.periods, interval).start()
-    return Operations(notifier, watchdog, monitor, server, led)
+        watchdog = CaptureWatchdog(
+            notifier, lambda: engine.stats.periods, interval,
+            on_stall=lambda: registry.raise_(AlarmCode.CAPTURE_STALLED, "",
+                                             "取込みループが停止 / capture loop made no progress"),
+            on_resume=lambda: registry.clear(AlarmCode.CAPTURE_STALLED)).start()
+    return Operations(notifier, watchdog, monitor, server, led, deliverer)
+
+
+def _config_dir(config) -> Path:
+    return config.source.parent if config.source is not None else Path.cwd()
 
 
 def open_outbox(dd: DataDir):
@@ -176,7 +201,8 @@ def cmd_run(args) -> int:
     catalog = dd.open_catalog(clock.now())
     alarm_catalog = dd.open_catalog(clock.now())    # its own connection: other threads use it
     outbox = open_outbox(dd)
-    with catalog, alarm_catalog, iface, outbox or contextlib.nullcontext():
+    delivery_catalog = dd.open_catalog(clock.now())
+    with catalog, alarm_catalog, delivery_catalog, iface, outbox or contextlib.nullcontext():
         for cid in recover_interrupted(dd, catalog, clock.now()):
             print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
                   flush=True)
@@ -192,7 +218,8 @@ def cmd_run(args) -> int:
         if panel is not None:
             reporter.listeners.append(panel)
         ops = start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock,
-                               fault_led=panel.fault_led() if panel is not None else None)
+                               fault_led=panel.fault_led() if panel is not None else None,
+                               delivery_catalog=delivery_catalog, fast=args.fast)
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
         try:

@@ -61,15 +61,61 @@ def cmd_web(args) -> int:
         else:
             cert, key = ensure_self_signed(ctx.datadir.root / "web", clock.now())
         tls = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+    ops = start_web_operations(ctx)
     scheme = "http" if args.http else "https"
     shown = f"[{host}]" if ":" in host else host
     print(f"職員サービス / staff service: {scheme}://{shown}:{port}/", flush=True)
     # access logs carry query strings (a searched number): keep them off
     # log_config=None: uvicorn's lines go through the appliance's one formatter
     # (Japan time, numbers masked); proxy headers only from configured proxies
-    uvicorn.run(create_app(ctx), host=host, port=port, access_log=False, log_level="warning",
-                log_config=None, server_header=False, **ctx.settings.server_options(), **tls)
+    app = create_app(ctx)
+    app.state.recorder_watch = ops.watch
+    try:
+        uvicorn.run(app, host=host, port=port, access_log=False, log_level="warning",
+                    log_config=None, server_header=False, **ctx.settings.server_options(), **tls)
+    finally:
+        ops.close()
     return 0
+
+
+class WebOperations:
+    """Beside the staff service: the recorder watch and an alarm deliverer, each with its
+    own catalog connection (their threads write alarms and cursors)."""
+
+    def __init__(self, ctx) -> None:
+        import socket
+
+        from appliance.ops.alarms import AlarmRegistry
+        from appliance.ops.delivery import start_deliverer
+        from appliance.ops.monitor import AlarmSettings
+        from appliance.ops.status import live_status
+        from appliance.ops.watch import RecorderWatch
+
+        now, mono = ctx.clock.now, ctx.clock.monotonic
+        settings = AlarmSettings.from_config(ctx.config.raw.get("alarms"))
+        self.catalogs = [ctx.datadir.open_catalog(now()), ctx.datadir.open_catalog(now())]
+        registry = AlarmRegistry(self.catalogs[0], now, actor="web")
+        root = ctx.datadir.root
+        self.watch = RecorderWatch(
+            registry, lambda: live_status(root, timeout=2.0) is not None, mono,
+            silent_s=settings.recorder_silent_s, check_s=settings.recorder_check_s).start()
+        base = ctx.config.source.parent if ctx.config.source is not None else root
+        self.deliverer = start_deliverer(
+            self.catalogs[1], ctx.config.raw.get("alarms"), base, now=now, monotonic=mono,
+            site=ctx.config.site.name, host=socket.gethostname(),
+            registry=AlarmRegistry(self.catalogs[1], now, actor="web"),
+            alarm_after_s=settings.delivery_alarm_s)
+
+    def close(self) -> None:
+        self.watch.stop()
+        if self.deliverer is not None:
+            self.deliverer.stop()
+        for c in self.catalogs:
+            c.close()
+
+
+def start_web_operations(ctx) -> WebOperations:
+    return WebOperations(ctx)
 
 
 def register(sub) -> None:

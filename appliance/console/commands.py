@@ -217,6 +217,38 @@ def _alarms_ack(ctx: ConsoleContext, parts: list[str]) -> None:
     ctx.ledger("alarms ack", code=parts[0], acknowledged=len(done))
 
 
+def cmd_alarm(ctx: ConsoleContext, arg: str) -> None:
+    """``alarm test``: a test alarm through every delivery path; ``alarm paths``: the outbox."""
+    import socket
+
+    from appliance.ops.delivery import Outbox, describe_state, load_paths, send_test
+    which = arg.strip()
+    if which not in ("test", "paths"):
+        raise Usage("alarm test | alarm paths")
+    base = ctx.config.source.parent if ctx.config.source is not None else ctx.data_dir
+    paths = load_paths(ctx.config.raw.get("alarms"), base, ctx.now)
+    if which == "paths":
+        rows = Outbox(ctx.catalog, ctx.now).state() if ctx.catalog is not None else []
+        ctx.say("警報の送信先 / delivery paths: " + (", ".join(paths.names) or
+                                                  "未設定 / none configured"))
+        for line in describe_state(rows):
+            ctx.say("  " + redact(line))
+        ctx.ledger("alarm paths", paths=paths.names)
+        return
+    if not paths.names:
+        ctx.say("送信先が設定されていません ([alarms.syslog] [alarms.mail] [alarms.snmp]) / no "
+                "delivery path is configured")
+        ctx.ledger("alarm test", results={})
+        return
+    ctx.say("試験警報を送信中 / sending a test alarm through every path …")
+    results = send_test(paths, ctx.config.site.name, socket.gethostname(), ctx.now(), ctx.actor)
+    for name, result in results.items():
+        ok = result == "ok"
+        ctx.say(f"  {name}: " + ("送信成功 / OK" if ok else f"失敗 / FAILED — {redact(result)}"))
+    ctx.ledger("alarm test", results={k: ("ok" if v == "ok" else "failed")
+                                      for k, v in results.items()})
+
+
 def cmd_levels(ctx: ConsoleContext, arg: str) -> None:
     try:
         n = int(arg.strip() or 5)
@@ -634,6 +666,10 @@ COMMANDS: dict[str, Command] = {
                       "発生中の警報 (未確認・重大なものが先); 'alarms ack' で確認 (内容は管理簿へ) / "
                       "raised alarms, unacknowledged and most severe first; 'alarms ack' "
                       "acknowledges one code with a note (on the ledger)"),
+    "alarm": Command(cmd_alarm, "alarm test | alarm paths",
+                     "試験警報を設定済みの全送信先 (syslog・メール・SNMP) へ送り結果を表示; 'alarm paths' は"
+                     "送信待ちの件数 / send a test alarm through every configured path (syslog, "
+                     "mail, SNMP) and report each result; 'alarm paths': what waits per path"),
     "levels": Command(cmd_levels, "levels [N]",
                       "回線ごと・遠端/近端のレベル表示 (N 回更新、既定 5) / live level meters per "
                       "trunk and leg, refreshed N times (default 5); Ctrl-C stops"),

@@ -42,10 +42,18 @@ class AlarmSettings:
     check_every_s: float = 5.0
     #: BCM pin of the front-panel fault LED; None = no LED on this host
     fault_led_pin: int | None = None
+    #: the web service raises recorder_not_answering after this long without an answer
+    recorder_silent_s: float = 20.0
+    #: how often the web service asks the recorder (seconds)
+    recorder_check_s: float = 5.0
+    #: a delivery path failing this long raises delivery_failing
+    delivery_alarm_s: float = 300.0
+    #: outside systemd, a capture loop without progress this long raises capture_stalled (0: off)
+    capture_stall_s: float = 30.0
 
     @classmethod
     def from_config(cls, table: dict | None) -> "AlarmSettings":
-        table = dict(table or {})
+        table = {k: v for k, v in (table or {}).items() if not isinstance(v, (dict, list))}
         unknown = set(table) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"[alarms] 不明なキー / unknown keys: {', '.join(sorted(unknown))}")
@@ -57,6 +65,8 @@ class AlarmSettings:
         s = cls(**table)
         if not 1 <= s.check_every_s <= 600 or s.line_dead_s < 60 or s.stuck_offhook_s < 60:
             raise ConfigError("[alarms] check_every_s 1–600; line_dead_s, stuck_offhook_s ≥ 60")
+        if not 0 <= s.recorder_silent_s <= 3600 or not 0.2 <= s.recorder_check_s <= 600:
+            raise ConfigError("[alarms] recorder_silent_s 0–3600, recorder_check_s 0.2–600")
         return s
 
 

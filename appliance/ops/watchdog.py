@@ -90,10 +90,15 @@ class CaptureWatchdog:
     thread is seen as a counter that no longer moves.
     """
 
-    def __init__(self, notifier: Notifier, progress: Callable[[], int], interval_s: float) -> None:
+    def __init__(self, notifier: Notifier, progress: Callable[[], int], interval_s: float,
+                 on_stall: Callable[[], object] | None = None,
+                 on_resume: Callable[[], object] | None = None) -> None:
         if not 0.01 <= interval_s <= 3600:
             raise ValueError("watchdog interval out of range")
         self.notifier = notifier
+        # whoever notices raises the alarm: the watchdog sees a hung capture loop first
+        self.on_stall = on_stall
+        self.on_resume = on_resume
         self.progress = progress
         self.interval = interval_s
         self.pings = 0
@@ -114,6 +119,7 @@ class CaptureWatchdog:
             if self.stalled:
                 log.warning("capture loop running again")
                 self.stalled = False
+                self._call(self.on_resume)
             self.notifier.watchdog()
             self.pings += 1
             return True
@@ -122,7 +128,17 @@ class CaptureWatchdog:
             log.error("capture loop made no progress for %.1f s: watchdog pings withheld",
                       self.interval)
             self.notifier.status("取込み停止 / capture loop stalled")
+            self._call(self.on_stall)
         return False
+
+    @staticmethod
+    def _call(fn) -> None:
+        if fn is None:
+            return
+        try:
+            fn()
+        except Exception:            # noqa: BLE001 — an alarm that fails to land must not stop pings
+            log.exception("watchdog alarm callback failed")
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
