@@ -239,7 +239,7 @@ class TrapReceiver(Receiver):
             "format2 TRAP|%P|%V\\t%v\\n\n")
 
     def argv(self) -> list[str]:
-        return ["/usr/sbin/snmptrapd", "-f", "-C", "-c", str(self.dir / "snmptrapd.conf"),
+        return ["/usr/sbin/snmptrapd", "-f", "-A", "-C", "-c", str(self.dir / "snmptrapd.conf"),
                 "-Lf", str(self.out), "-On", "-m", "", "-M", str(self.dir),
                 "--persistentDir=" + str(self.dir / "persist"), "-p", str(self.dir / "pid"),
                 f"udp:127.0.0.1:{self.port}"]

@@ -185,7 +185,7 @@ class Deliverer:
     # --- one round ---------------------------------------------------------------------
     def run_once(self) -> int:
         """Deliver what waits (if we hold the lease); how many messages went out."""
-        if not self.senders or not self.outbox.acquire_lease(self.owner):
+        if (not self.senders and self.digest is None) or not self.outbox.acquire_lease(self.owner):
             return 0
         sent = 0
         for name, sender in self.senders.items():
