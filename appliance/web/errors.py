@@ -36,7 +36,7 @@ _STATUS = (  # most specific first
 
 
 def _wants_html(request: Request) -> bool:
-    return not request.url.path.startswith("/api/") and request.url.path != "/healthz"
+    return not request.url.path.startswith("/api/") and request.url.path not in ("/healthz", "/livez")
 
 
 def _answer(request: Request, status: int, code: str, message: str) -> Response:

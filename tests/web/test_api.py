@@ -20,10 +20,21 @@ def ledger_kinds(d) -> list[str]:
         return [e["kind"] for e in Ledger(cat).entries()]
 
 
-def test_healthz_answers_without_login_and_says_nothing_else(client):
+def test_health_answers_without_login_and_says_nothing_else(client, office):
+    assert client.get("/livez").json() == {"status": "ok"}
+    # no recorder runs beside this office: not ready, and it says which part
     r = client.get("/healthz")
-    assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    assert r.status_code == 503
+    assert r.json() == {"status": "not_ready", "recorder": "not_answering", "catalog": "ready"}
+    # a catalog that cannot be opened is not ready either (the web process stays alive)
+    d, _ = office
+    (d / "catalog.sqlite").rename(d / "catalog.moved")
+    try:
+        r = client.get("/healthz")
+        assert r.status_code == 503 and r.json()["catalog"] == "unavailable"
+        assert client.get("/livez").status_code == 200
+    finally:
+        (d / "catalog.moved").rename(d / "catalog.sqlite")
 
 
 def test_search_by_number_period_and_filters(client, office):
