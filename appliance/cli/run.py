@@ -70,11 +70,14 @@ class Operations:
     server: object | None
     led: object
     deliverer: object | None = None
+    power: object | None = None
 
     def ready(self) -> None:
         self.notifier.ready("録音中 / recording")
 
     def close(self) -> None:
+        if self.power is not None:
+            self.power.stop()
         if self.watchdog is not None:
             self.watchdog.stop()
         self.monitor.stop()
@@ -116,6 +119,7 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     from appliance.ops.leds import GpioFaultLed, NullLed
     from appliance.ops.live import LiveServer, LiveState, socket_path
     from appliance.ops.monitor import AlarmSettings, Monitor, free_bytes_of, ntp_synchronised
+    from appliance.ops.power import PowerMonitor, PowerSettings, read_ups
     from appliance.ops.watchdog import CaptureWatchdog, Notifier, watchdog_interval
 
     log = logging.getLogger(__name__)
@@ -158,7 +162,31 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
             on_stall=lambda: registry.raise_(AlarmCode.CAPTURE_STALLED, "",
                                              "取込みループが停止 / capture loop made no progress"),
             on_resume=lambda: registry.clear(AlarmCode.CAPTURE_STALLED)).start()
-    return Operations(notifier, watchdog, monitor, server, led, deliverer)
+    power = None
+    power_settings = PowerSettings.from_config(config.raw.get("power"))
+    if power_settings is not None:
+        power = PowerMonitor(
+            registry, alarm_catalog, power_settings,
+            lambda: read_ups(power_settings, _run_quietly), clock.now, SystemClock().monotonic,
+            # the same path as systemd's stop: the main thread closes every call
+            request_stop=lambda: os.kill(os.getpid(), signal.SIGTERM)).start()
+    return Operations(notifier, watchdog, monitor, server, led, deliverer, power)
+
+
+def power_off(ops: Operations, catalog, now) -> None:
+    """After a low-battery stop (every call closed): the configured shutdown command."""
+    from appliance.governance.ledger import EntryKind, Ledger
+    cmd = list(ops.power.settings.shutdown_command)
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+        result = r.returncode
+    except (OSError, subprocess.SubprocessError) as exc:
+        result = f"{type(exc).__name__}"
+    Ledger(catalog).append(EntryKind.POWER, now, actor="recorder",
+                           detail={"event": "shutdown_command", "command": cmd,
+                                   "result": result})
+    print(f"停電: 全通話を閉じ停止処理を実行 / low battery: calls closed, shutdown command run "
+          f"({result})", flush=True)
 
 
 def _config_dir(config) -> Path:
@@ -206,6 +234,11 @@ def cmd_run(args) -> int:
         for cid in recover_interrupted(dd, catalog, clock.now()):
             print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
                   flush=True)
+        from appliance.ops.power import note_power_return
+        gap = note_power_return(catalog, clock.now())
+        if gap is not None:
+            print(f"復電: 停電による停止から再開 / power back: resumed after {gap['seconds']:.0f} s "
+                  "without recording (記録済み / in the completeness report)", flush=True)
         if outbox is not None:
             # bytes a power cut kept out of the outbox are queued before anything new
             outbox.reconcile(catalog, dd.path_of)
@@ -237,6 +270,8 @@ def cmd_run(args) -> int:
             ops.close()
             if panel is not None:
                 panel.close()
+        if ops.power is not None and ops.power.shutdown_requested:
+            power_off(ops, catalog, clock.now())
         st = engine.stats
         print(f"終了 / done: {st.periods * 0.02:.1f} s of line time, {st.lost_frames} frames lost, "
               f"{st.bad_periods} bad periods, {sum(st.problems.values())} line problems", flush=True)

@@ -198,6 +198,22 @@ def _v5_alarm_records(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v6_gaps(conn: sqlite3.Connection) -> None:
+    _run_script(conn, """
+        -- time the appliance was not recording at all (a power shutdown until the restart):
+        -- the completeness report counts it; calls are not rows here, they were never seen
+        CREATE TABLE recording_gaps (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,          -- UTC
+            ended_at TEXT NOT NULL,            -- UTC
+            reason TEXT NOT NULL,              -- power, …
+            seconds REAL NOT NULL,
+            detail TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX recording_gaps_started ON recording_gaps (started_at)
+    """)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: calls, users, ledger", _v1_initial),
     Migration(2, "governance: holds, disclosure requests, exports, erasure", _v2_governance),
@@ -205,6 +221,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "operations: alarms, calls.clock_unsynced", _v4_operations),
     Migration(5, "alarm records: severity, acknowledgement, events, delivery outbox",
               _v5_alarm_records),
+    Migration(6, "recording gaps: time without recording (power)", _v6_gaps),
 )
 
 

@@ -279,3 +279,76 @@ def snmp_text(value: str) -> str:
     if value.startswith("Hex-STRING: "):
         return bytes.fromhex(value[12:].replace(" ", "")).decode("utf-8", errors="replace")
     return value
+
+
+class Ups:
+    """NUT: the dummy-ups driver reading a .dev file the test rewrites, and upsd serving it on
+    a loopback port — two processes of our own, each stopped by its pid."""
+
+    name = "rack"
+
+    def __init__(self, d: Path) -> None:
+        self.dir = d
+        (d / "state").mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.dev = d / "rack.dev"
+        self.set("OL", 100)
+        (d / "ups.conf").write_text(f"[{self.name}]\n  driver = dummy-ups\n  port = {self.dev}\n"
+                                    "  mode = dummy-once\n  desc = \"test UPS\"\n")
+        (d / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {self.port}\n")
+        (d / "upsd.users").write_text("")
+        (d / "nut.conf").write_text("MODE=standalone\n")
+        for f in ("ups.conf", "upsd.conf", "upsd.users", "nut.conf"):
+            (d / f).chmod(0o640)
+        self.driver = _Proc(d, "dummy-ups", ["/lib/nut/dummy-ups", "-a", self.name, "-u",
+                                             "root", "-F"], self.env(),
+                            lambda: any((d / "state").glob("dummy-ups-*")))
+        self.upsd = _Proc(d, "upsd", ["/lib/nut/upsd", "-u", "root", "-F"], self.env(),
+                          lambda: _tcp_open(self.port))
+
+    @property
+    def address(self) -> str:
+        return f"{self.name}@127.0.0.1:{self.port}"
+
+    def env(self) -> dict:
+        s = str(self.dir / "state")
+        return dict(os.environ, NUT_CONFPATH=str(self.dir), NUT_STATEPATH=s, NUT_ALTPIDPATH=s)
+
+    def set(self, status: str, charge: float) -> None:
+        """What the UPS reports; the driver re-reads the file when it changes."""
+        tmp = self.dev.with_suffix(".tmp")
+        tmp.write_text(f"ups.status: {status}\nbattery.charge: {charge}\n"
+                       f"battery.runtime: {int(charge * 18)}\n")
+        tmp.replace(self.dev)
+
+    def status(self) -> str:
+        r = subprocess.run(["/usr/bin/upsc", self.address, "ups.status"], capture_output=True,
+                           text=True, timeout=10)
+        return r.stdout.strip()
+
+    def start(self) -> "Ups":
+        self.driver.start()
+        self.upsd.start()
+        wait_for(lambda: self.status() == "OL", 20, what="upsd to serve the UPS")
+        return self
+
+    def stop(self) -> None:
+        self.upsd.stop()
+        self.driver.stop()
+
+
+class _Proc(Receiver):
+    def __init__(self, d: Path, name: str, argv: list[str], env: dict, ready) -> None:
+        self.name = name
+        self._argv, self._env, self._ready = argv, env, ready
+        super().__init__(d)
+        self.log = d / f"{name}.log"
+
+    def argv(self) -> list[str]:
+        return self._argv
+
+    def env(self) -> dict:
+        return self._env
+
+    def ready(self) -> bool:
+        return self._ready()
