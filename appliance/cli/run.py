@@ -120,6 +120,7 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     from appliance.ops.live import LiveServer, LiveState, socket_path
     from appliance.ops.monitor import AlarmSettings, Monitor, free_bytes_of, ntp_synchronised
     from appliance.ops.power import PowerMonitor, PowerSettings, read_ups
+    from appliance.ops.timekeeping import ClockSettings, ClockWatch, read_tracking
     from appliance.ops.watchdog import CaptureWatchdog, Notifier, watchdog_interval
 
     log = logging.getLogger(__name__)
@@ -135,9 +136,14 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     registry.clear(AlarmCode.RECORDER_NOT_ANSWERING)       # it answers: it is starting
     live = LiveState(engine, engine.notice.samples)
     engine.observers.append(live)
+    clock_settings = ClockSettings.from_config(config.raw.get("clock"))
+    clock_watch = ClockWatch(registry, clock_settings,
+                             lambda: read_tracking(clock_settings, _run_quietly), clock.now,
+                             clock.monotonic, recorder)
     monitor = Monitor(registry, live, settings=settings, min_free_mb=policy.min_free_mb,
                       free_bytes=free_bytes_of(dd.root),
-                      ntp=lambda: ntp_synchronised(_run_quietly), recorder=recorder)
+                      ntp=lambda: ntp_synchronised(_run_quietly), recorder=recorder,
+                      clock_watch=clock_watch)
     reporter.listeners.append(monitor.on_report)
     notifier = Notifier(os.environ.get("NOTIFY_SOCKET"))
     try:

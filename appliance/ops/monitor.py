@@ -94,7 +94,7 @@ class Monitor:
     def __init__(self, registry: AlarmRegistry, live: LiveState, *,
                  settings: AlarmSettings = AlarmSettings(), min_free_mb: int = 0,
                  free_bytes: Callable[[], int], ntp: Callable[[], bool | None],
-                 recorder=None) -> None:
+                 recorder=None, clock_watch=None) -> None:
         self.registry = registry
         self.live = live
         self.engine = live.engine
@@ -103,6 +103,8 @@ class Monitor:
         self.free_bytes = free_bytes
         self.ntp = ntp
         self.recorder = recorder
+        #: chrony's state (appliance/ops/timekeeping.py); without it, ``ntp`` (timedatectl)
+        self.clock_watch = clock_watch
         self.ntp_state: bool | None = None
         self._losses = self._loss_count()
         self._last_loss_at: int | None = None
@@ -204,6 +206,10 @@ class Monitor:
             self.registry.clear(AlarmCode.RETENTION_AT_RISK)
 
     def check_clock(self) -> None:
+        if self.clock_watch is not None:
+            self.clock_watch.check()
+            self.ntp_state = self.clock_watch.synchronised
+            return
         state = self.ntp()
         self.ntp_state = state
         if self.recorder is not None:

@@ -352,3 +352,48 @@ class _Proc(Receiver):
 
     def ready(self) -> bool:
         return self._ready()
+
+
+class Chrony:
+    """A real chronyd that never sets the clock (-x): it follows a second chronyd serving a
+    local reference on loopback (or no server at all), with its own command port for chronyc.
+    ``offset`` shifts what the follower measures (chrony's ``server … offset``), so a clock
+    off its reference can be shown without touching the machine's clock."""
+
+    def __init__(self, d: Path, *, serve: bool = True, offset: float = 0.0) -> None:
+        d.mkdir(parents=True, exist_ok=True)
+        self.dir = d
+        self.ntp_port = free_port(socket.SOCK_DGRAM)
+        self.cmd_port = free_port(socket.SOCK_DGRAM)
+        self.procs: list[_Proc] = []
+        if serve:
+            (d / "server.conf").write_text(
+                f"local stratum 8\nallow 127.0.0.1\nport {self.ntp_port}\ncmdport 0\n"
+                f"bindaddress 127.0.0.1\npidfile {d / 'server.pid'}\n"
+                f"driftfile {d / 'server.drift'}\n")
+            self.procs.append(_Proc(d, "chronyd-server", [
+                "/usr/sbin/chronyd", "-x", "-d", "-f", str(d / "server.conf")], dict(os.environ),
+                lambda: "starting" in (d / "chronyd-server.log").read_text(errors="replace")))
+        server = (f"server 127.0.0.1 port {self.ntp_port} iburst minpoll -4 maxpoll -4"
+                  f" offset {offset}\n") if serve else ""
+        (d / "client.conf").write_text(
+            f"{server}port 0\ncmdport {self.cmd_port}\nbindcmdaddress 127.0.0.1\n"
+            f"cmdallow 127.0.0.1\npidfile {d / 'client.pid'}\ndriftfile {d / 'client.drift'}\n")
+        self.procs.append(_Proc(d, "chronyd-client", [
+            "/usr/sbin/chronyd", "-x", "-d", "-f", str(d / "client.conf")], dict(os.environ),
+            lambda: self.tracking() != ""))
+
+    def tracking(self, csv: bool = True) -> str:
+        r = subprocess.run(["/usr/bin/chronyc", "-h", "127.0.0.1", "-p", str(self.cmd_port),
+                            *(["-c"] if csv else []), "-n", "tracking"],
+                           capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() if r.returncode == 0 else ""
+
+    def start(self) -> "Chrony":
+        for p in self.procs:
+            p.start()
+        return self
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
