@@ -120,7 +120,10 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     from appliance.ops.live import LiveServer, LiveState, socket_path
     from appliance.ops.monitor import AlarmSettings, Monitor, free_bytes_of, ntp_synchronised
     from appliance.ops.power import PowerMonitor, PowerSettings, read_ups
+    from appliance.ops.activity import ActivityWatch, trunk_rules
+    from appliance.ops.calendar import CityCalendar
     from appliance.ops.timekeeping import ClockSettings, ClockWatch, read_tracking
+    from appliance.store.catalog import from_utc_text
     from appliance.ops.watchdog import CaptureWatchdog, Notifier, watchdog_interval
 
     log = logging.getLogger(__name__)
@@ -140,10 +143,18 @@ def start_operations(dd, config, engine, recorder, reporter, alarm_catalog, cloc
     clock_watch = ClockWatch(registry, clock_settings,
                              lambda: read_tracking(clock_settings, _run_quietly), clock.now,
                              clock.monotonic, recorder)
+    rules = trunk_rules(config.raw.get("alarms"))
+    activity = None
+    if rules:
+        last = {r[0]: from_utc_text(r[1]) for r in alarm_catalog.conn.execute(
+            "SELECT trunk, MAX(offered_at) FROM calls GROUP BY trunk")}
+        activity = ActivityWatch(registry, CityCalendar.from_config(config.raw.get("calendar")),
+                                 rules, clock.now, last)
+        reporter.listeners.append(activity.on_report)
     monitor = Monitor(registry, live, settings=settings, min_free_mb=policy.min_free_mb,
                       free_bytes=free_bytes_of(dd.root),
                       ntp=lambda: ntp_synchronised(_run_quietly), recorder=recorder,
-                      clock_watch=clock_watch)
+                      clock_watch=clock_watch, activity=activity)
     reporter.listeners.append(monitor.on_report)
     notifier = Notifier(os.environ.get("NOTIFY_SOCKET"))
     try:

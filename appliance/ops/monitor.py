@@ -94,7 +94,7 @@ class Monitor:
     def __init__(self, registry: AlarmRegistry, live: LiveState, *,
                  settings: AlarmSettings = AlarmSettings(), min_free_mb: int = 0,
                  free_bytes: Callable[[], int], ntp: Callable[[], bool | None],
-                 recorder=None, clock_watch=None) -> None:
+                 recorder=None, clock_watch=None, activity=None) -> None:
         self.registry = registry
         self.live = live
         self.engine = live.engine
@@ -105,6 +105,8 @@ class Monitor:
         self.recorder = recorder
         #: chrony's state (appliance/ops/timekeeping.py); without it, ``ntp`` (timedatectl)
         self.clock_watch = clock_watch
+        #: per-trunk activity alarms (appliance/ops/activity.py), or None
+        self.activity = activity
         self.ntp_state: bool | None = None
         self._losses = self._loss_count()
         self._last_loss_at: int | None = None
@@ -134,6 +136,8 @@ class Monitor:
     # --- periodic checks (monitor thread) ----------------------------------------------
     def check(self) -> None:
         self.check_lines()
+        if self.activity is not None:
+            self.activity.check([self.live.line_status(r) for r in range(len(self.live.infos))])
         self.check_overrun()
         self.check_disk()
         self.check_clock()
@@ -159,7 +163,9 @@ class Monitor:
             else:
                 self.registry.clear(AlarmCode.LINE_DEAD, subject)
             since = live.loop_since[r]
-            if since is not None and now - since >= s.stuck_offhook_s * LINE_RATE:
+            limit = (self.activity.stuck_offhook_s(info.trunk) if self.activity else None) \
+                or s.stuck_offhook_s
+            if since is not None and now - since >= limit * LINE_RATE:
                 self.registry.raise_(AlarmCode.STUCK_OFFHOOK, subject,
                                      f"ループ閉 {(now - since) / LINE_RATE / 60:.0f} 分 / off-hook "
                                      f"for {(now - since) / LINE_RATE / 60:.0f} min")

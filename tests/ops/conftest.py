@@ -54,7 +54,8 @@ def rig(datadir):
     made = []
 
     def build(scenario: dict, settings: AlarmSettings | None = None, led=None,
-              min_free_mb: int = 0) -> Rig:
+              min_free_mb: int = 0, activity_rules: dict | None = None,
+              calendar: dict | None = None) -> Rig:
         dd = DataDir(datadir)
         clock = FakeClock(datetime(2026, 1, 5, 0, 0, tzinfo=timezone.utc))
         catalog = dd.open_catalog(clock.now())
@@ -71,9 +72,16 @@ def rig(datadir):
         registry = AlarmRegistry(catalog, clock.now, led or NullLed())
         free = {"bytes": 10 ** 12}
         ntp = {"state": True}
+        activity = None
+        if activity_rules:
+            from appliance.ops.activity import ActivityWatch, trunk_rules
+            from appliance.ops.calendar import CityCalendar
+            activity = ActivityWatch(registry, CityCalendar.from_config(calendar),
+                                     trunk_rules({"trunk": activity_rules}), clock.now)
+            listeners.append(activity.on_report)
         monitor = Monitor(registry, live, settings=settings or AlarmSettings(),
                           min_free_mb=min_free_mb, free_bytes=lambda: free["bytes"],
-                          ntp=lambda: ntp["state"], recorder=recorder)
+                          ntp=lambda: ntp["state"], recorder=recorder, activity=activity)
         listeners.append(monitor.on_report)
         r = Rig(engine, sim, live, monitor, registry, recorder, catalog, reports, clock,
                 free, ntp)
