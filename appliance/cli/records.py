@@ -16,7 +16,10 @@ from pathlib import Path
 from appliance.clock import SystemClock
 from appliance.cli.common import (ABSENT_JA, NOTICE_JA, STATE_JA, add_credentials, call_json,
                                   open_catalog, open_session, parse_when)
-from appliance.errors import ConfigError, KeyStoreError
+from appliance.config import load_config
+from appliance.errors import ConfigError, DataDirError, KeyStoreError
+from appliance.ops.evidence import NO_TPM_JA, EvidenceSettings
+from appliance.store import devicekey
 from appliance.governance.access import Action
 from appliance.governance.grounds import GROUNDS, parse_ground
 from appliance.governance.setup import initialise
@@ -27,7 +30,8 @@ from appliance.store.datadir import DataDir
 from appliance.store.keystore import atomic_write
 from appliance.store.opus import read_recording
 from appliance.store.sealed import open_sealed
-from appliance.store.verify import STATUS_JA, verify_recordings
+from appliance.governance.audit import STATUS_JA, audit
+from appliance.ops.status import live_status
 
 log = logging.getLogger("appliance")
 
@@ -36,7 +40,13 @@ log = logging.getLogger("appliance")
 def cmd_init(args) -> int:
     dd = DataDir(args.data_dir)
     password = read_password_file(args.password_file)
-    recovery = initialise(dd, args.manager, password, SystemClock().now())
+    settings = EvidenceSettings.from_config(load_config(args.config))
+    if dd.initialised:    # before a device key is made for nothing
+        raise DataDirError(f"{dd.root}: 初期設定済みです / already initialised")
+    device = settings.device_key(dd.root, create=True)
+    device_pem = device.public_pem() if device is not None else None
+    recovery = initialise(dd, args.manager, password, SystemClock().now(),
+                          device_pem=device_pem)
     if args.recovery_key_file:
         atomic_write(args.recovery_key_file, (recovery + "\n").encode())
         print(f"回復キーを {args.recovery_key_file} に書き出しました。印刷して金庫に保管し、"
@@ -47,6 +57,17 @@ def cmd_init(args) -> int:
         print(f"  {recovery}")
         print("印刷して金庫に保管してください。これを失い全職員のパスワードも失うと、"
               "録音は誰も再生できません。 / Print it and keep it in the safe.")
+    if device_pem is not None:
+        print(f"装置鍵 (公開鍵) / device public key, ECDSA P-256 ({device.where}): "
+              "市で保管してください / keep it for the city (appliance verify checks recordings "
+              "against it)")
+        print(f"指紋 / fingerprint (SHA-256): {devicekey.fingerprint(device_pem)}")
+        print(device_pem.decode(), end="")
+    else:
+        print("装置鍵なし: 録音は装置署名されません ([tpm] tcti か [device] key_file を設定) / no "
+              "device key configured: recordings will not be device-signed")
+    if settings.tcti is None:
+        print(NO_TPM_JA)
     print(f"初期設定完了 / initialised {dd.root}: {ROLE_LABELS_JA[Role.MANAGER]} {args.manager}")
     return 0
 
@@ -157,17 +178,34 @@ def cmd_inspect(args) -> int:
 
 # --- verify -----------------------------------------------------------------------
 def cmd_verify(args) -> int:
+    device_pem = None
+    if args.device_key:
+        try:
+            device_pem = args.device_key.read_bytes()
+            devicekey.load_public(device_pem)
+        except OSError as exc:
+            raise ConfigError(f"{args.device_key}: 読めません / cannot read ({exc.strerror})") \
+                from None
     with open_catalog(args) as (dd, catalog):
-        findings = verify_recordings(dd, catalog)
-    bad = [f for f in findings if f.status in ("altered", "truncated", "missing")]
+        running = live_status(dd.root) is not None
+        result = audit(dd, catalog, recorder_running=running, device_pem=device_pem)
+    bad = result.problems
     if args.json:
-        json.dump({"ok": not bad, "checked": len(findings),
-                   "problems": [f.as_dict() for f in bad]}, sys.stdout, ensure_ascii=False, indent=1)
+        json.dump({"ok": result.ok, "checked": result.checked,
+                   "ledger_entries": result.ledger_entries,
+                   "device_signed": result.device_signed,
+                   "problems": [f.as_dict() for f in bad],
+                   "findings": [f.as_dict() for f in result.findings]},
+                  sys.stdout, ensure_ascii=False, indent=1)
         print()
     else:
-        for f in bad:
-            print(f"{f.call_id}: {STATUS_JA[f.status]} / {f.status}: {f.detail}")
-        print(f"{len(findings)} 件検査, 問題 {len(bad)} 件 / checked {len(findings)}, "
+        for f in result.findings:
+            if f.problem or f.status == "truncated":
+                print(f"{f.call_id}: {STATUS_JA[f.status]} / {f.status}: {f.detail}")
+        if not result.device_signed:
+            print("装置署名の検査なし (装置鍵が登録されていません) / no device key pinned: "
+                  "capture statements not checked")
+        print(f"{result.checked} 件検査, 問題 {len(bad)} 件 / checked {result.checked}, "
               f"{len(bad)} problem(s)")
     return 1 if bad else 0
 
@@ -214,6 +252,9 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("verify", help="全録音の改変検査 (鍵不要) / check every recording against "
-                       "the catalog (no key needed)")
+                       "the catalog, the ledger and the device's signatures (no key needed)")
+    p.add_argument("--device-key", type=Path, metavar="FILE.pem",
+                   help="市が保管する装置鍵 (公開鍵) と照合 / pin the device public key the city "
+                        "kept from 'appliance init'")
     p.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     p.set_defaults(func=cmd_verify)

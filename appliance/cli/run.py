@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -219,12 +220,27 @@ def open_outbox(dd: DataDir):
     return Outbox.open(dd.root, SystemClock().now)
 
 
+def raise_evidence_alarms(alarm_catalog, clock, key_problem, evidence_alarms) -> None:
+    """A swapped archive key or an unsigned capture: alarms a person must act on."""
+    from appliance.ops.alarms import AlarmCode, AlarmRegistry
+    registry = AlarmRegistry(alarm_catalog, clock.now)
+    if key_problem:
+        registry.raise_(AlarmCode.ARCHIVE_KEY_MISMATCH, "", key_problem)
+        print(f"警報 / ALARM {key_problem}", file=sys.stderr, flush=True)
+    else:
+        registry.clear(AlarmCode.ARCHIVE_KEY_MISMATCH)
+    for text in evidence_alarms:
+        registry.raise_(AlarmCode.EVIDENCE_UNSIGNED, "", text)
+        print(f"警報 / ALARM {text}", file=sys.stderr, flush=True)
+
+
 def cmd_run(args) -> int:
     from appliance.engine.capture import Engine
     from appliance.engine.notice import load_notice
     from appliance.engine.recorder import CallRecorder, recover_interrupted
     from appliance.engine.reports import Reporter
     from appliance.engine.writer import ThreadedSink, Writer
+    from appliance.ops.evidence import NO_TPM_JA, EvidenceSettings, capture_sealer
     from appliance.tapi import open_interface
     from appliance.tapi.sim import SimInterface
 
@@ -259,7 +275,11 @@ def cmd_run(args) -> int:
         if outbox is not None:
             # bytes a power cut kept out of the outbox are queued before anything new
             outbox.reconcile(catalog, dd.path_of)
-        writer = Writer(dd, catalog, outbox=outbox)
+        settings = EvidenceSettings.from_config(config)
+        sealer, evidence_alarms = capture_sealer(settings, dd, catalog, time.monotonic, clock.now)
+        if settings.tcti is None:
+            print(NO_TPM_JA, file=sys.stderr, flush=True)
+        writer = Writer(dd, catalog, outbox=outbox, sealer=sealer)
         sink = ThreadedSink(writer, config.engine.writer_queue_chunks, wait_when_full=args.fast)
         reporter = Reporter([_printer])
         recorder = CallRecorder(dd, catalog, config.site.name, config.encoder, sink)
@@ -270,6 +290,7 @@ def cmd_run(args) -> int:
         ops = start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock,
                                fault_led=panel.fault_led() if panel is not None else None,
                                delivery_catalog=delivery_catalog, fast=args.fast)
+        raise_evidence_alarms(alarm_catalog, clock, recorder.key_problem, evidence_alarms)
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
         try:

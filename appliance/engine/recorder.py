@@ -24,7 +24,8 @@ from datetime import datetime, timedelta
 import numpy as np
 from nacl.public import SealedBox
 
-from appliance.governance.ledger import EntryKind, Ledger
+from appliance.governance.binding import close_record
+from appliance.governance.keypins import sealing_key
 from appliance.engine.encoding import PeriodEncoder
 from appliance.engine.writer import (AppendJob, FinishJob, InlineSink, OpenJob, RowJob,
                                      UpdateJob, Writer)
@@ -183,7 +184,12 @@ class CallRecorder:
         self.site = site
         self.settings = settings
         self.sink = sink if sink is not None else InlineSink(Writer(datadir, catalog))
-        self._public = SealedBox(datadir.keys.public_key())   # read once, before capture starts
+        # read once, before capture starts: the archive key the ledger pinned, never a
+        # swapped keys/archive.pub (the front end alarms on ``key_problem``)
+        public, self.key_problem = sealing_key(datadir, catalog)
+        if self.key_problem:
+            log.error("%s", self.key_problem)
+        self._public = SealedBox(public)
         #: set by the engine: frames are then encoded at each period's end (encoding.py)
         self.batch: PeriodEncoder | None = None
         #: set by the operations monitor while NTP is not synchronised: calls made
@@ -224,7 +230,6 @@ class CallRecorder:
 
 def recover_interrupted(datadir: DataDir, catalog: Catalog, now: datetime) -> list[str]:
     """Close every recording a crash left open as ``truncated``; returns their ids."""
-    ledger = Ledger(catalog)
     closed = []
     for row in catalog.calls(states=("recording",)):
         path = datadir.path_of(row["recording_path"])
@@ -237,12 +242,10 @@ def recover_interrupted(datadir: DataDir, catalog: Catalog, now: datetime) -> li
         ended = started + timedelta(seconds=recorded)
         answered = from_utc_text(row["answered_at"])
         duration = max(0.0, (ended - answered).total_seconds()) if answered else None
-        with catalog.transaction():
-            catalog.update_call(row["id"], state="truncated", ended_at=to_utc_text(ended),
-                                duration_s=duration, size=size, sha256=sha, recorded_s=recorded)
-            ledger.append(EntryKind.RECORD, now, call_ids=[row["id"]], actor="recorder",
-                          detail={"state": "truncated", "sha256": sha, "size": size,
-                                  "recorded_s": recorded})
+        # "recovered": verify tells this truncation (explained) from a file cut later
+        close_record(catalog, row["id"], dict(
+            state="truncated", ended_at=to_utc_text(ended), duration_s=duration, size=size,
+            sha256=sha, recorded_s=recorded), now, extra={"recovered": True})
         log.warning("call %s was interrupted: closed as truncated with %.1f s", row["id"], recorded)
         closed.append(row["id"])
     return closed

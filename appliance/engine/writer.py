@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from appliance.governance.ledger import EntryKind, Ledger
+from appliance.governance.binding import close_record, insert_record
+from appliance.governance.ledger import Ledger
 from appliance.store.catalog import Catalog, to_utc_text
 from appliance.store.datadir import DataDir
 from appliance.store.keystore import atomic_write
@@ -88,6 +89,7 @@ class WriterStats:
     chunks: int = 0
     bytes: int = 0
     max_queued_chunks: int = 0
+    seal_failures: int = 0
     errors: list[str] = field(default_factory=list)
     outbox_failed: int = 0
 
@@ -97,7 +99,7 @@ class Writer:
 
     def __init__(self, datadir: DataDir, catalog: Catalog,
                  open_file: Callable[[Path], RecordingFile] = RecordingFile,
-                 outbox=None) -> None:
+                 outbox=None, sealer=None) -> None:
         self.datadir = datadir
         self.outbox = outbox      # None: not enrolled
         self.catalog = catalog
@@ -105,6 +107,23 @@ class Writer:
         self.open_file = open_file
         self.files: dict[str, RecordingFile] = {}
         self.stats = WriterStats()
+        #: signs capture statements (store/statements.py); None = no device key configured
+        self.sealer = sealer
+
+    def _seal(self, step: Callable[[], None]) -> None:
+        """A statement that cannot be signed (TPM gone …) costs its signature, never the audio."""
+        try:
+            step()
+        except Exception as exc:      # noqa: BLE001 — logged and counted; recording goes on
+            self.stats.seal_failures += 1
+            self.stats.errors.append(f"statement: {exc}")
+            del self.stats.errors[:-20]
+            log.error("writer: capture statement not signed: %s", exc)
+
+    def tick(self) -> None:
+        """Sign the pending statement when a second has passed (the writer's idle wake-up)."""
+        if self.sealer is not None and self.sealer.due():
+            self._seal(self.sealer.seal)
 
     def execute(self, job) -> None:
         self.stats.jobs += 1
@@ -135,6 +154,9 @@ class Writer:
                 self.stats.chunks += 1
                 self.stats.bytes += len(job.data)
                 self._note("note_chunk", job.call_id, offset, len(job.data))
+                if self.sealer is not None:
+                    self.sealer.wrote(job.call_id, f)
+                    self.tick()
         elif isinstance(job, OpenJob):
             atomic_write(self.datadir.keys.data_dir / f"{job.key_id}.key", job.sealed_key)
             self.catalog.insert_call(job.row)
@@ -147,10 +169,7 @@ class Writer:
         elif isinstance(job, FinishJob):
             self._finish(job)
         elif isinstance(job, RowJob):
-            with self.catalog.transaction():
-                self.catalog.insert_call(job.row)
-                self.ledger.append(EntryKind.RECORD, job.at, call_ids=[job.row["id"]],
-                                   actor="recorder", detail={"state": job.row["state"]})
+            insert_record(self.catalog, job.row, job.at)
             self._note("note_call", job.row["id"])
         else:
             raise TypeError(f"unknown job {job!r}")
@@ -162,19 +181,24 @@ class Writer:
         offset = f.size
         f.append(job.data)
         self._note("note_chunk", job.call_id, offset, len(job.data))
+        if self.sealer is not None:   # signed closed before the row says complete
+            self._seal(lambda: self.sealer.closed(job.call_id, f))
         sha = f.close()
         fields = dict(job.fields, size=f.size, sha256=sha, recorded_s=job.recorded_s,
                       ended_at=to_utc_text(job.ended_at))
-        with self.catalog.transaction():
-            self.catalog.update_call(job.call_id, **fields)
-            self.ledger.append(EntryKind.RECORD, job.ended_at, call_ids=[job.call_id],
-                               actor="recorder",
-                               detail={"state": fields["state"], "sha256": sha, "size": f.size})
+        # the row and its RECORD entry (key id, size, SHA-256, duration, the fields' digest)
+        close_record(self.catalog, job.call_id, fields, job.ended_at)
         self._note("note_call", job.call_id)
         if job.done is not None:
             job.done(fields)
 
+    def flush(self) -> None:
+        """Sign whatever was written since the last statement (the writer stops)."""
+        if self.sealer is not None:
+            self._seal(self.sealer.seal)
+
     def close_all(self) -> None:
+        self.flush()
         for f in self.files.values():
             f.close()
         self.files.clear()
@@ -243,15 +267,24 @@ class ThreadedSink:
         while True:
             with self._cv:
                 while not self._q and not self._stop:
-                    self._cv.wait()
+                    # wake at least twice a second: the pending statement is signed on time
+                    if not self._cv.wait(0.5):
+                        break
                 if not self._q:
-                    return
-                job = self._q.popleft()
+                    if self._stop:
+                        break
+                    job = None
+                else:
+                    job = self._q.popleft()
+            if job is None:
+                self.writer.tick()
+                continue
             self.writer.execute(job)
             if isinstance(job, AppendJob):
                 with self._cv:
                     self._chunks -= 1
                     self._cv.notify_all()
+        self.writer.flush()
 
     def close(self, timeout: float | None = None) -> bool:
         """Finish every queued job, then stop; True if the writer drained in time."""

@@ -213,7 +213,7 @@ class Sweeper:
                 cur = self.catalog.conn.execute(
                     "UPDATE calls SET state = 'erased', erased_at = ?, erase_reason = ?,"
                     " far_number = NULL, near_number = NULL, called_number = NULL,"
-                    " number_absent_reason = NULL"
+                    " number_absent_reason = NULL, meta_salt = NULL"
                     f" WHERE id = ? AND state IN ({', '.join('?' * len(ERASABLE_STATES))})"
                     f" AND NOT {held_sql}",
                     (to_utc_text(at), reason, call_id, *ERASABLE_STATES))

@@ -78,6 +78,9 @@ class AlarmCode(StrEnum):
     CLOCK_STEPPED = "clock_stepped"
     DELIVERY_FAILING = "delivery_failing"
     ALARM_TEST = "alarm_test"
+    ARCHIVE_KEY_MISMATCH = "archive_key_mismatch"
+    TIMESTAMP_FAILED = "timestamp_failed"
+    EVIDENCE_UNSIGNED = "evidence_unsigned"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,21 @@ ALARMS: dict[AlarmCode, AlarmInfo] = {
     AlarmCode.ALARM_TEST: AlarmInfo(
         "試験警報", "test alarm", S.INFO,
         "the console's 'alarm test'", "at once (a test)"),
+    AlarmCode.ARCHIVE_KEY_MISMATCH: AlarmInfo(
+        "保管鍵の不一致", "archive key mismatch", S.CRITICAL,
+        "keys/archive.pub differs from the archive key pinned in the ledger at init (a swap): "
+        "the recorder seals to the pinned key and refuses the file's",
+        "keys/archive.pub matches the pinned key again at the recorder's start"),
+    AlarmCode.TIMESTAMP_FAILED: AlarmInfo(
+        "時刻認証の失敗", "time-stamping failed", S.WARNING,
+        "the time-stamping authority ([timestamp] url) did not answer or refused: ledger "
+        "entries keep flowing, the next token covers them",
+        "a token is obtained again"),
+    AlarmCode.EVIDENCE_UNSIGNED: AlarmInfo(
+        "装置署名の失敗", "capture statements not signed", S.ERROR,
+        "the device key (TPM or key file) failed to sign a capture statement: recording goes "
+        "on, but what was written meanwhile is not vouched for by the device",
+        "the next statement is signed"),
 }
 del S
 

@@ -78,6 +78,14 @@ def _password_key(password: bytes, salt: bytes, ops: int, mem: int) -> bytes:
     return argon2id.kdf(SecretBox.KEY_SIZE, password, salt, opslimit=ops, memlimit=mem)
 
 
+#: a data key (32 bytes) in a libsodium sealed box: ephemeral public key, MAC, ciphertext
+SEALED_KEY_BYTES = 32 + 16 + 32
+
+
+def wellformed_key_file(data: bytes) -> bool:
+    return len(data) == SEALED_KEY_BYTES
+
+
 class KeyStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -168,6 +176,15 @@ class KeyStore:
         except CryptoError:
             raise AuthError("回復キーが違います / wrong recovery key") from None
 
+    def pin_fingerprint(self, fp: str) -> None:
+        """The archive public key's fingerprint, kept with the wraps (and in the ledger)."""
+        wraps = self._wraps()
+        wraps["archive_fingerprint"] = fp
+        self._save_wraps(wraps)
+
+    def pinned_fingerprint(self) -> str | None:
+        return self._wraps().get("archive_fingerprint")
+
     # --- export signing key ----------------------------------------------------
     def create_signing_key(self) -> VerifyKey:
         if (self.root / "signing.pub").exists():
@@ -210,6 +227,14 @@ class KeyStore:
             return SealedBox(private).decrypt(sealed)
         except CryptoError:
             raise KeyStoreError(f"data key {key_id} cannot be unsealed") from None
+
+    def data_key_state(self, key_id: str) -> str:
+        """'present', 'missing' or 'damaged' (not a sealed key's shape); needs no key."""
+        try:
+            data = self._data_key_path(key_id).read_bytes()
+        except (FileNotFoundError, KeyStoreError):
+            return "missing"
+        return "present" if wellformed_key_file(data) else "damaged"
 
     def has_data_key(self, key_id: str) -> bool:
         return self._data_key_path(key_id).exists()

@@ -214,6 +214,23 @@ def _v6_gaps(conn: sqlite3.Connection) -> None:
     """)
 
 
+def _v7_evidence(conn: sqlite3.Connection) -> None:
+    _run_script(conn, """
+        ALTER TABLE calls ADD COLUMN meta_salt TEXT;   -- salts the RECORD entry's digest of the row's fields; cleared on erasure
+        CREATE TABLE capture_seals (
+            call_id TEXT PRIMARY KEY,          -- the recording's latest device-signed coverage
+            seq INTEGER NOT NULL,              -- the statement (one a second for every recording written)
+            at TEXT NOT NULL,                  -- UTC, when it was signed
+            length INTEGER NOT NULL,           -- bytes of the sealed file covered
+            sha256 TEXT NOT NULL,              -- running SHA-256 of those bytes
+            final INTEGER NOT NULL,            -- 1: the recording was closed at this length
+            proof TEXT NOT NULL,               -- Merkle path from this entry to the statement's root
+            root TEXT NOT NULL,                -- the statement's Merkle root (what was signed)
+            sig TEXT NOT NULL                  -- the device's ECDSA P-256 signature (hex DER)
+        )
+    """)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: calls, users, ledger", _v1_initial),
     Migration(2, "governance: holds, disclosure requests, exports, erasure", _v2_governance),
@@ -222,6 +239,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "alarm records: severity, acknowledgement, events, delivery outbox",
               _v5_alarm_records),
     Migration(6, "recording gaps: time without recording (power)", _v6_gaps),
+    Migration(7, "evidence: calls.meta_salt, capture_seals", _v7_evidence),
 )
 
 

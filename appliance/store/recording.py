@@ -123,6 +123,10 @@ class RecordingFile:
         self._hash.update(data)
         self.size += len(data)
 
+    def running_sha256(self) -> str:
+        """The SHA-256 of the bytes written so far (signed capture statements)."""
+        return self._hash.copy().hexdigest()
+
     def close(self) -> str:
         """Close and return the SHA-256 of everything written."""
         if self._fd >= 0:
