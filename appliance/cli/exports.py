@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance.cli.common import add_credentials, open_session
-from appliance.errors import ConfigError
+from appliance.errors import ApplianceError, ConfigError
 from appliance.governance import bundle
 from appliance.governance.exports import create_export
 from appliance.governance.grounds import GROUNDS, Ground
@@ -44,6 +44,14 @@ def cmd_export(args) -> int:
     return 0
 
 
+def _local_signing_fingerprint(data_dir: Path) -> str | None:
+    """On an appliance, its own published key pins the signer (no --public-key needed)."""
+    try:
+        return bundle.fingerprint(DataDir(data_dir).keys.verify_key())
+    except (ApplianceError, OSError):
+        return None
+
+
 def cmd_verify_export(args) -> int:
     if not args.path.is_dir():
         raise ConfigError(f"{args.path}: 提供物のフォルダがありません / no such bundle directory")
@@ -54,7 +62,16 @@ def cmd_verify_export(args) -> int:
         except OSError as exc:
             raise ConfigError(f"{args.public_key}: 公開鍵を読めません / cannot read ({exc.strerror})") \
                 from None
+    pin_fp = None
+    if args.fingerprint:
+        pin_fp = args.fingerprint.strip().lower().replace(":", "")
+        if len(pin_fp) != 64 or any(c not in "0123456789abcdef" for c in pin_fp):
+            raise ConfigError("--fingerprint は SHA-256 の16進64桁 / --fingerprint takes the "
+                              "64 hex digits 'appliance signing-key' prints")
+    elif pinned is None:
+        pin_fp = _local_signing_fingerprint(args.data_dir)
     check = bundle.verify_bundle(args.path, pinned)
+    check = bundle.pin_signer(check, pin_fp, tsa_ca=args.tsa_ca)
     if args.json:
         json.dump(check.as_dict(), sys.stdout, ensure_ascii=False, indent=1)
         print()
@@ -69,12 +86,9 @@ def cmd_verify_export(args) -> int:
             print(f"  {problem}")
     if check.fingerprint:
         print(f"署名鍵の指紋 / signing-key fingerprint (SHA-256): {check.fingerprint}")
-        if check.key_source == "bundle":
-            print("  同梱の公開鍵で検証しました。市が公表する指紋と一致することを確認してください "
-                  "(または --public-key で公表鍵を指定) / checked with the key inside the bundle: "
-                  "compare this fingerprint with the published one, or pin it with --public-key")
-        else:
-            print("  指定の公開鍵で検証しました / checked with the pinned public key")
+        print(f"  {bundle.SIGNER_TEXT[check.signer]}")
+    if check.timestamp:
+        print(f"時刻認証 / time-stamp: {check.timestamp_text()}")
     return 0 if check.ok else 1
 
 
@@ -125,6 +139,12 @@ def register(sub) -> None:
     p.add_argument("--public-key", type=Path, metavar="FILE",
                    help="公表された公開鍵 (PEM・32バイト・16進) で検証 / pin the published public "
                         "key (PEM, 32 raw bytes or hex); default: the key inside the bundle")
+    p.add_argument("--fingerprint", metavar="HEX",
+                   help="公表された署名鍵の指紋 (SHA-256) で署名者を確認 / pin the signer by the "
+                        "published fingerprint; without a pin the signer is unknown (exit 1)")
+    p.add_argument("--tsa-ca", type=Path, metavar="FILE.pem",
+                   help="時刻認証局の CA 証明書 / the time-stamping authority's CA, to check the "
+                        "bundle's RFC 3161 token")
     p.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     p.set_defaults(func=cmd_verify_export)
 

@@ -274,7 +274,7 @@ class _Audit:
             header_problem = str(exc)
         else:
             header_problem = None
-            if layout.call_id != cid or layout.key_id != row["key_id"]:
+            if layout.call_id != cid or layout.key_id != (want.get("key_id") or row["key_id"]):
                 header_problem = "ファイルの見出しが別の通話・鍵を指しています / the file header names " \
                                  "another call or key"
             elif layout.problem:
@@ -283,9 +283,9 @@ class _Audit:
         if self.public is not None:
             sig = check_seal(seal, data, self.public, self.device_fp, devicekey.verify,
                              self.sig_cache)
+        short = want.get("size") is not None and len(data) < want["size"]
         if not hash_ok:
-            if want.get("size") is not None and len(data) < want["size"] and (
-                    sig is None or sig.problem is None):
+            if short and header_problem is None:
                 self.add(cid, "cut", f"記録時 {want['size']} バイト → 現在 {len(data)} バイト / "
                          f"the file is shorter than recorded ({len(data)} of {want['size']} bytes)")
             else:
@@ -295,7 +295,7 @@ class _Audit:
             self.add(cid, "altered", header_problem)
         elif row["state"] == "complete" and not layout.complete:
             self.add(cid, "altered", "完了のはずが閉じられていません / marked complete but not closed")
-        if sig is not None:
+        if sig is not None and not (short and sig.signed_length > len(data)):
             self.signature(row, data, layout, sig, recovered)
         if hash_ok and row["state"] == "truncated" and not recovered:
             self.add(cid, "cut", "復旧の記載がない切断です / truncated, but no crash recovery "

@@ -99,10 +99,45 @@ class BundleCheck:
     files_checked: int = 0
     manifest: dict | None = None
 
+    signer: str = "unknown"             # "pinned" | "unknown" | "other"
+    timestamp: dict | None = None       # the manifest's RFC 3161 token, checked
+
     def as_dict(self) -> dict:
         return {"ok": self.ok, "reason": self.reason, "problems": self.problems,
                 "export_id": self.export_id, "fingerprint": self.fingerprint,
-                "key_source": self.key_source, "files_checked": self.files_checked}
+                "key_source": self.key_source, "files_checked": self.files_checked,
+                "signer": self.signer, "timestamp": self.timestamp}
+
+    def timestamp_text(self) -> str:
+        t = self.timestamp or {}
+        if t.get("ok"):
+            return (f"{t.get('gen_time')} 以前に作成 / the manifest existed at {t.get('gen_time')} "
+                    f"({t.get('tsa') or 'TSA'})")
+        return t.get("problem") or "-"
+
+
+SIGNER_TEXT = {
+    "pinned": "公表された鍵で署名されています / signed by the published (pinned) key",
+    "unknown": ("署名は有効、署名者不明: --public-key か --fingerprint で公表鍵を指定してください / "
+                "signature valid, signer unknown: pin the published key with --public-key or "
+                "--fingerprint"),
+    "other": ("署名は有効ですが、公表された鍵ではありません / signature valid, but not by the "
+              "published key"),
+}
+
+
+def pin_signer(check: "BundleCheck", pin_fp: str | None, *, tsa_ca=None) -> "BundleCheck":
+    """Who signed: a bundle is valid only when its signer is pinned (issue 20 item 7)."""
+    if check.key_source == "pinned":
+        check.signer = "pinned"
+    elif check.fingerprint is not None:
+        check.signer = ("unknown" if pin_fp is None
+                        else "pinned" if pin_fp == check.fingerprint else "other")
+    if check.signer != "pinned" and check.fingerprint is not None:
+        check.problems.append(SIGNER_TEXT[check.signer])
+    check.ok = not check.problems
+    check.reason = check.problems[0] if check.problems else None
+    return check
 
 
 def _entries(root: Path, limit: int = 100_000) -> set[str]:

@@ -195,9 +195,13 @@ def test_bundle_verifies_after_the_data_dir_is_deleted(bundle, datadir, run_cli,
     assert code == 0, err
     published = json.loads(out)["fingerprint"]
     shutil.rmtree(datadir)
+    # no pin: the signature holds but nobody says whose it is (issue 20 item 7)
     res = run_subprocess("verify-export", bundle)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "signature valid, signer unknown" in res.stdout and published in res.stdout
+    res = run_subprocess("verify-export", bundle, "--fingerprint", published)
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "検証成功" in res.stdout and published in res.stdout
+    assert "検証成功" in res.stdout
     res = run_subprocess("verify-export", bundle, "--public-key", tmp_path / "pub.pem", "--json")
     report = json.loads(res.stdout)
     assert res.returncode == 0 and report["ok"] and report["key_source"] == "pinned"
@@ -272,10 +276,16 @@ def test_a_forger_with_another_key_passes_only_without_the_published_key(bundle,
     (bundle / "manifest.sig").write_bytes(forger.sign(data).signature)
     (bundle / "signing-key.pem").write_text(public_key_pem(forger.verify_key))
     code, out, err = run_cli("verify-export", bundle)
-    # internally consistent, but the printed fingerprint is not the published one
-    assert code == 0 and m["signing_key"]["fingerprint"] in out
+    # internally consistent, but nothing says who signed it: not valid (issue 20 item 7)
+    assert code == 1 and m["signing_key"]["fingerprint"] in out and "signer unknown" in out
     code, out, err = run_cli("verify-export", bundle, "--public-key", tmp_path / "pub.pem")
     assert code == 1 and "not the published key" in out
+    published = json.loads(run_cli("--data-dir", datadir, "signing-key", "--json")[1])
+    code, out, err = run_cli("verify-export", bundle, "--fingerprint", published["fingerprint"])
+    assert code == 1 and "not by the published key" in out
+    # on the appliance itself its own key is the pin
+    code, out, err = run_cli("--data-dir", datadir, "verify-export", bundle)
+    assert code == 1 and "not by the published key" in out
 
 
 def test_the_readme_commands_check_a_bundle_with_standard_tools(bundle, datadir, run_cli):
