@@ -11,8 +11,11 @@ import json
 import sys
 from pathlib import Path
 
+from appliance.clock import SystemClock
 from appliance.cli.common import add_credentials, open_session
+from appliance.config import load_config
 from appliance.errors import ApplianceError, ConfigError
+from appliance.ops.evidence import EvidenceSettings, Timestamping
 from appliance.governance import bundle
 from appliance.governance.exports import create_export
 from appliance.governance.grounds import GROUNDS, Ground
@@ -30,10 +33,20 @@ def print_export(result, header: str) -> None:
           "cover.html and have the recipient sign it")
 
 
+def export_stamping(args) -> Timestamping:
+    """The TSA for an export's manifest and the ledger head after it ([timestamp])."""
+    return Timestamping(EvidenceSettings.from_config(load_config(args.config)),
+                        DataDir(args.data_dir), SystemClock().now)
+
+
 def cmd_export(args) -> int:
+    stamping = export_stamping(args)
     with open_session(args) as s:
-        result = create_export(s, list(args.call_ids), args.ground, args.reference,
-                               args.recipient, args.out, approver=args.approver)
+        result = create_export(
+            s, list(args.call_ids), args.ground, args.reference, args.recipient, args.out,
+            approver=args.approver,
+            stamp=(lambda d: stamping.manifest_token(d, s.catalog)) if stamping.enabled else None)
+        stamping.stamp_ledger("export", s.catalog)      # the 提供 entry, at once
     if args.json:
         json.dump({"export_id": result.export_id, "path": str(result.path),
                    "call_ids": result.call_ids, "manifest_sha256": result.manifest_sha256,
@@ -70,8 +83,10 @@ def cmd_verify_export(args) -> int:
                               "64 hex digits 'appliance signing-key' prints")
     elif pinned is None:
         pin_fp = _local_signing_fingerprint(args.data_dir)
-    check = bundle.verify_bundle(args.path, pinned)
-    check = bundle.pin_signer(check, pin_fp, tsa_ca=args.tsa_ca)
+    tsa_ca = args.tsa_ca
+    if tsa_ca is None:
+        tsa_ca = EvidenceSettings.from_config(load_config(args.config)).tsa_ca
+    check = bundle.pin_signer(bundle.verify_bundle(args.path, pinned, tsa_ca=tsa_ca), pin_fp)
     if args.json:
         json.dump(check.as_dict(), sys.stdout, ensure_ascii=False, indent=1)
         print()

@@ -111,8 +111,13 @@ def cmd_show(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from appliance.cli.exports import export_stamping
+    stamping = export_stamping(args)
     with open_session(args) as s:
-        result = export_request(s, args.request_id, args.recipient, args.out)
+        result = export_request(
+            s, args.request_id, args.recipient, args.out,
+            stamp=(lambda d: stamping.manifest_token(d, s.catalog)) if stamping.enabled else None)
+        stamping.stamp_ledger("export", s.catalog)
     if args.json:
         json.dump({"export_id": result.export_id, "path": str(result.path),
                    "call_ids": result.call_ids, "manifest_sha256": result.manifest_sha256,

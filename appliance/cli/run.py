@@ -240,7 +240,8 @@ def cmd_run(args) -> int:
     from appliance.engine.recorder import CallRecorder, recover_interrupted
     from appliance.engine.reports import Reporter
     from appliance.engine.writer import ThreadedSink, Writer
-    from appliance.ops.evidence import NO_TPM_JA, EvidenceSettings, capture_sealer
+    from appliance.ops.evidence import (NO_TPM_JA, EvidenceSettings, Timestamping,
+                                        capture_sealer)
     from appliance.tapi import open_interface
     from appliance.tapi.sim import SimInterface
 
@@ -291,6 +292,8 @@ def cmd_run(args) -> int:
                                fault_led=panel.fault_led() if panel is not None else None,
                                delivery_catalog=delivery_catalog, fast=args.fast)
         raise_evidence_alarms(alarm_catalog, clock, recorder.key_problem, evidence_alarms)
+        # the ledger's head to the TSA every [timestamp] interval_minutes (and at stop)
+        stamping = Timestamping(settings, dd, clock.now).start()
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main else None
         try:
@@ -304,6 +307,7 @@ def cmd_run(args) -> int:
             ops.notifier.stopping()
             engine.finish()
             sink.close()
+            stamping.stop()
             reporter.close()
             ops.close()
             if panel is not None:

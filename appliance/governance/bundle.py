@@ -41,6 +41,8 @@ PUBLIC_KEY = "signing-key.pem"
 COVER = "cover.html"
 README = "README.txt"
 CALLS_DIR = "calls"
+#: the RFC 3161 token over manifest.json (when the TSA answered at export)
+TIMESTAMP = "manifest.tsr"
 #: files every bundle has besides those the manifest pins
 SIGNATURE_FILES = (MANIFEST, SIGNATURE, PUBLIC_KEY)
 
@@ -126,7 +128,7 @@ SIGNER_TEXT = {
 }
 
 
-def pin_signer(check: "BundleCheck", pin_fp: str | None, *, tsa_ca=None) -> "BundleCheck":
+def pin_signer(check: "BundleCheck", pin_fp: str | None) -> "BundleCheck":
     """Who signed: a bundle is valid only when its signer is pinned (issue 20 item 7)."""
     if check.key_source == "pinned":
         check.signer = "pinned"
@@ -151,7 +153,32 @@ def _entries(root: Path, limit: int = 100_000) -> set[str]:
     return out
 
 
-def verify_bundle(root: Path, public_key: VerifyKey | None = None) -> BundleCheck:
+def check_timestamp(root: Path, manifest_bytes: bytes, tsa_ca: Path | None) -> dict | None:
+    """The manifest's token: its imprint, and with the TSA's CA its signature (offline)."""
+    from appliance.governance.timestamps import TimestampError, openssl_verify, token_info
+    path = root / TIMESTAMP
+    if not path.exists():
+        return None
+    try:
+        token = path.read_bytes()
+        info = token_info(token)
+    except (OSError, TimestampError):
+        return {"ok": False, "problem": "時刻認証トークンが壊れています / manifest.tsr is damaged"}
+    out = {"gen_time": info["gen_time"], "tsa": info["tsa"], "serial": info["serial"],
+           "pinned": tsa_ca is not None}
+    if info["imprint"] != hashlib.sha256(manifest_bytes).hexdigest():
+        return dict(out, ok=False, problem="時刻認証トークンが manifest.json と一致しません / "
+                                           "manifest.tsr does not cover this manifest.json")
+    if tsa_ca is not None:
+        why = openssl_verify(token, tsa_ca, data_file=root / MANIFEST)
+        if why is not None:
+            return dict(out, ok=False, problem=f"時刻認証の署名を確認できません / manifest.tsr does "
+                                               f"not verify against the TSA's CA: {why}")
+    return dict(out, ok=True, problem=None)
+
+
+def verify_bundle(root: Path, public_key: VerifyKey | None = None, *,
+                  tsa_ca: Path | None = None) -> BundleCheck:
     """Signature, pinned hashes, no missing and no extra file. Never raises for a bad bundle."""
     def bad(reason: str, **kw) -> BundleCheck:
         return BundleCheck(False, reason, [reason], **kw)
@@ -205,6 +232,11 @@ def verify_bundle(root: Path, public_key: VerifyKey | None = None) -> BundleChec
         problems.append("manifest の鍵指紋が同梱の公開鍵と一致しません / the manifest's key "
                         "fingerprint does not match signing-key.pem")
     expected = set(SIGNATURE_FILES)
+    stamp = check_timestamp(root, manifest_bytes, tsa_ca)
+    if stamp is not None:
+        expected.add(TIMESTAMP)
+        if not stamp["ok"]:
+            problems.append(stamp["problem"])
     checked = 0
     for entry in files:
         rel = entry.get("path", "")
@@ -235,4 +267,4 @@ def verify_bundle(root: Path, public_key: VerifyKey | None = None) -> BundleChec
         problems.append(f"{extra}: manifest にない余分なファイル / extra file not in the manifest")
     return BundleCheck(not problems, problems[0] if problems else None, problems,
                        export_id=export_id, fingerprint=fp, key_source=source,
-                       files_checked=checked, manifest=manifest)
+                       files_checked=checked, manifest=manifest, timestamp=stamp)

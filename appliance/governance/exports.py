@@ -189,8 +189,12 @@ def _readme(export_id: str, fp: str) -> str:
 
 def create_export(session: Session, call_ids: list[str], ground_code: str | None,
                   reference: str | None, recipient: str | None, out: Path, *,
-                  approver: str | None = None, request: dict | None = None) -> ExportResult:
-    """Write a signed bundle at ``out`` (a new directory), ledger it as 提供, record it."""
+                  approver: str | None = None, request: dict | None = None,
+                  stamp=None) -> ExportResult:
+    """Write a signed bundle at ``out`` (a new directory), ledger it as 提供, record it.
+
+    ``stamp(digest) -> token | None``: the RFC 3161 token over the manifest's
+    SHA-256 (front ends pass the configured TSA; None when it failed)."""
     ids = list(dict.fromkeys(call_ids))        # keep order, drop repeats
     if not ids:
         raise ExportError("提供する通話がありません / no calls to provide")
@@ -275,6 +279,9 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
         _write(tmp / bundle.MANIFEST, manifest)
         _write(tmp / bundle.SIGNATURE, signer.sign(manifest).signature)
         _write(tmp / bundle.PUBLIC_KEY, bundle.public_key_pem(signer.verify_key).encode())
+        token = stamp(hashlib.sha256(manifest).digest()) if stamp is not None else None
+        if token:
+            _write(tmp / bundle.TIMESTAMP, token)
         del signer, private
         manifest_sha = hashlib.sha256(manifest).hexdigest()
         with cat.transaction():

@@ -21,6 +21,7 @@ the layers below get the objects built here.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +133,97 @@ def capture_sealer(settings: EvidenceSettings, dd, catalog, monotonic, now):
         return None, ["装置鍵が初期設定時の鍵と異なります / the device key is not the one pinned "
                       "at init: recordings are not signed"]
     return CaptureSealer(catalog, signer, devicekey.fingerprint(pem), monotonic, now), []
+
+
+class Timestamping:
+    """Stamps the ledger (and export manifests) at the TSA; a failure is an alarm, never a stop.
+
+    Used by the recorder (a thread stamping every ``interval_minutes`` while
+    entries arrive, and once at stop) and by ``export`` (the manifest's token
+    and the ledger head right after). Each use opens its own catalog
+    connection: it runs in its own thread."""
+
+    def __init__(self, settings: EvidenceSettings, dd, now) -> None:
+        self.client = settings.stamper()
+        self.interval_s = settings.interval_minutes * 60.0
+        self.dd = dd
+        self.now = now
+        self._stop = None
+        self._thread = None
+        self.tokens = 0
+        self.failures = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.client is not None
+
+    def _alarm(self, catalog, problem: str | None) -> None:
+        from appliance.ops.alarms import AlarmCode, AlarmRegistry
+        registry = AlarmRegistry(catalog, self.now)
+        if problem:
+            registry.raise_(AlarmCode.TIMESTAMP_FAILED, "", problem)
+        else:
+            registry.clear(AlarmCode.TIMESTAMP_FAILED)
+
+    def stamp_ledger(self, reason: str, catalog=None) -> dict | None:
+        from appliance.governance.timestamps import TimestampError, stamp_ledger
+        if self.client is None:
+            return None
+        own = catalog is None
+        catalog = catalog or self.dd.open_catalog(self.now())
+        try:
+            try:
+                entry = stamp_ledger(catalog, self.client, self.now(), reason=reason)
+            except TimestampError as exc:
+                self.failures += 1
+                logging.getLogger(__name__).error("ledger not time-stamped: %s", exc)
+                self._alarm(catalog, str(exc))
+                return None
+            if entry is not None:
+                self.tokens += 1
+            self._alarm(catalog, None)
+            return entry
+        finally:
+            if own:
+                catalog.close()
+
+    def manifest_token(self, digest: bytes, catalog) -> bytes | None:
+        """A token over an export's manifest, or None (alarmed) when the TSA fails."""
+        from appliance.governance.timestamps import TimestampError
+        if self.client is None:
+            return None
+        try:
+            token = self.client.stamp(digest)
+        except TimestampError as exc:
+            self.failures += 1
+            self._alarm(catalog, str(exc))
+            return None
+        return token
+
+    # --- the recorder's thread -----------------------------------------------------------
+    def start(self) -> "Timestamping":
+        import threading
+        if self.client is None:
+            return self
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="appliance-timestamp", daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.stamp_ledger("interval")
+            except Exception:          # noqa: BLE001 — logged; the recorder goes on
+                logging.getLogger(__name__).exception("time-stamping failed")
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=self.client.timeout_s * 2 + 5)
+        self._thread = None
+        try:
+            self.stamp_ledger("recorder stop")
+        except Exception:              # noqa: BLE001 — shutting down: logged
+            logging.getLogger(__name__).exception("final time-stamp failed")
