@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "appliance.cli.exports",
     "appliance.cli.ledger",
     "appliance.cli.alarms",
+    "appliance.cli.status",
     "appliance.cli.web",
     "appliance.cli.dsp",
     "appliance.cli.bench",

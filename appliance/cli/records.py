@@ -20,6 +20,9 @@ from appliance.config import load_config
 from appliance.errors import ConfigError, DataDirError, KeyStoreError
 from appliance.ops.evidence import NO_TPM_JA, EvidenceSettings
 from appliance.store import devicekey
+from appliance.store.catalog import TOKYO
+from appliance.store.daykeys import DayKeys
+from appliance.store.tpm import Tpm
 from appliance.governance.access import Action
 from appliance.governance.grounds import GROUNDS, parse_ground
 from appliance.governance.setup import initialise
@@ -45,8 +48,12 @@ def cmd_init(args) -> int:
         raise DataDirError(f"{dd.root}: 初期設定済みです / already initialised")
     device = settings.device_key(dd.root, create=True)
     device_pem = device.public_pem() if device is not None else None
-    recovery = initialise(dd, args.manager, password, SystemClock().now(),
-                          device_pem=device_pem)
+    now = SystemClock().now()
+    recovery = initialise(dd, args.manager, password, now, device_pem=device_pem)
+    if settings.tcti is not None:
+        # day and hold keys in the TPM: every data key is wrapped in its day's (R8)
+        DayKeys(Tpm(settings.tcti)).provision(now.astimezone(TOKYO).date())
+        dd.keys.set_tpm(settings.tcti)
     if args.recovery_key_file:
         atomic_write(args.recovery_key_file, (recovery + "\n").encode())
         print(f"回復キーを {args.recovery_key_file} に書き出しました。印刷して金庫に保管し、"

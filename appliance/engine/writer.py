@@ -32,7 +32,7 @@ from pathlib import Path
 
 from appliance.governance.binding import close_record, insert_record
 from appliance.governance.ledger import Ledger
-from appliance.store.catalog import Catalog, to_utc_text
+from appliance.store.catalog import TOKYO, Catalog, to_utc_text
 from appliance.store.datadir import DataDir
 from appliance.store.keystore import atomic_write
 from appliance.store.recording import RecordingFile
@@ -92,6 +92,11 @@ class WriterStats:
     seal_failures: int = 0
     errors: list[str] = field(default_factory=list)
     outbox_failed: int = 0
+
+
+def recording_day(started_at: str):
+    """The Japan-time day whose key wraps a recording's data key (retention counts the same)."""
+    return datetime.fromisoformat(started_at).astimezone(TOKYO).date()
 
 
 class Writer:
@@ -158,7 +163,9 @@ class Writer:
                     self.sealer.wrote(job.call_id, f)
                     self.tick()
         elif isinstance(job, OpenJob):
-            atomic_write(self.datadir.keys.data_dir / f"{job.key_id}.key", job.sealed_key)
+            # wrapped under the recording day's key when a TPM is fitted (store/daykeys.py)
+            self.datadir.keys.store_data_key(job.key_id, job.sealed_key,
+                                             recording_day(job.row["started_at"]))
             self.catalog.insert_call(job.row)
             self.files[job.call_id] = self.open_file(self.datadir.path_of(job.relpath))
             self._note("note_key", job.call_id, job.key_id)

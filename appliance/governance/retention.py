@@ -162,6 +162,7 @@ class SweepResult:
     alarms: list[str] = field(default_factory=list)
     exports_removed: list[str] = field(default_factory=list)
     moved_to_tier: list[str] = field(default_factory=list)
+    day_keys: dict = field(default_factory=dict)     # what the TPM destroyed (R8)
 
 
 class Sweeper:
@@ -179,6 +180,7 @@ class Sweeper:
         self.free_bytes = free_bytes or (lambda: _free_bytes(datadir.root))
         # test hook: called as fault(step, call_id) between the steps of an erasure
         self._fault = fault or (lambda step, call_id: None)
+        self._hold_slots_touched: set[int] = set()
 
     # --- what would go -------------------------------------------------------
     def _expired_where(self, at: datetime) -> tuple[str, list]:
@@ -228,6 +230,9 @@ class Sweeper:
     def _destroy(self, call_id: str, key_id: str | None, relpath: str | None) -> None:
         """Steps 2 and 3: key first, then the file; both idempotent."""
         if key_id:
+            wrap = self.datadir.keys.key_wrap_of(key_id)
+            if wrap is not None and wrap[0] == "hold":
+                self._hold_slots_touched.add(wrap[1])   # its slot goes too (_certain_on_flash)
             self.datadir.keys.destroy_data_key(key_id)
         self._fault("key-destroyed", call_id)
         if relpath:
@@ -273,6 +278,7 @@ class Sweeper:
             self._move_to_tier(result)
         self._remove_old_exports(result)
         self._relieve_pressure(result)
+        self._certain_on_flash(result)
         for text in result.alarms:
             log.warning("ALARM %s", text)
             self.ledger.append(EntryKind.MAINTENANCE, self.now(), actor="retention",
@@ -283,6 +289,61 @@ class Sweeper:
             log.info("retention sweep: %d erased, %d under storage pressure, %d held kept",
                      len(result.erased), len(result.pressure_erased), result.held_kept)
         return result
+
+    def _certain_on_flash(self, result: SweepResult) -> None:
+        """Destroy in the TPM the day keys (and hold keys) nothing live needs any more (R8).
+
+        Every day up to the day before the oldest live, unheld record (and never
+        today) is destroyed; records of those days still alive — held ones — are
+        re-wrapped under a fresh hold key first. A hold key one of whose records
+        was erased here moves its other records to a fresh slot and is destroyed.
+        From then on every old copy of those key files, wherever flash left it,
+        is noise whatever passwords or recovery keys survive. Crash-safe: a key
+        file is re-wrapped (atomically) before its old key is destroyed; a crash
+        between leaves both keys alive and the next sweep destroys the old one.
+        """
+        keys = self.datadir.keys
+        dk = keys.day_keys()
+        if dk is None:
+            return
+        at = self.now()
+        today = at.astimezone(TOKYO).date()
+        held_sql = active_holds_sql(to_utc_text(at))
+        rows = self.catalog.conn.execute(
+            f"SELECT id, key_id, started_at, {held_sql} FROM calls WHERE state != 'erased'"
+            " AND key_id IS NOT NULL").fetchall()
+        detail: dict = {}
+        for slot in sorted(self._hold_slots_touched):
+            live = [k for _, k, _, _ in rows if keys.key_wrap_of(k) == ("hold", slot)]
+            if live:
+                new_slot, kek = dk.new_hold_slot()
+                keys.rewrap_for_hold(live, new_slot, kek)
+                detail.setdefault("hold_keys_moved", []).append([slot, new_slot, len(live)])
+            dk.destroy_hold_slot(slot)
+            detail.setdefault("hold_keys_destroyed", []).append(slot)
+        self._hold_slots_touched.clear()
+        oldest = dk.oldest_day()
+
+        def day(started: str) -> date:
+            return datetime.fromisoformat(started).astimezone(TOKYO).date()
+
+        unheld = [day(s) for _, _, s, held in rows if not held and day(s) >= oldest]
+        until = min(unheld) - timedelta(days=1) if unheld else today - timedelta(days=1)
+        until = min(until, today - timedelta(days=1))
+        if until >= oldest:
+            move = [k for _, k, s, _ in rows if oldest <= day(s) <= until
+                    and (keys.key_wrap_of(k) or ("", 0))[0] == "day"]
+            if move:
+                slot, kek = dk.new_hold_slot()
+                keys.rewrap_for_hold(move, slot, kek)
+                detail["held_rewrapped"] = {"slot": slot, "records": len(move)}
+            dk.destroy_through(until)
+            detail["day_keys_destroyed_through"] = until.isoformat()
+        if detail:
+            result.day_keys = detail
+            self.ledger.append(EntryKind.ERASE, at, actor="retention",
+                               reference="TPM 日鍵・保管延長鍵の破棄",
+                               detail=dict(detail, reason="key-encryption keys destroyed in the TPM"))
 
     def _move_to_tier(self, result: SweepResult) -> None:
         """Records past their first period move to the separate media (DATA_DIR/tier).

@@ -24,8 +24,21 @@ def live_status(data_dir: Path, timeout: float = 1.0) -> dict | None:
     return None if "error" in answer else answer
 
 
+ERASURE_CERTAIN = ("TPM の日鍵で消去: フラッシュ上の残骸も開けません / erasure destroys day keys "
+                   "in the TPM: flash remnants no longer open")
+ERASURE_NOT_CERTAIN = ("TPM なし: 消去はフラッシュ上で確実ではありません / no TPM fitted: erasure is "
+                       "NOT certain on flash (old copies of key files open with the archive key)")
+
+
+def evidence_status(data_dir: Path) -> dict:
+    """Whether erasure is certain on flash (a TPM holds the day keys); no secret, no number."""
+    fitted = (Path(data_dir) / "keys" / "tpm.json").exists()
+    return {"tpm_fitted": fitted, "erasure": ERASURE_CERTAIN if fitted else ERASURE_NOT_CERTAIN}
+
+
 def appliance_status(data_dir: Path, catalog: Catalog, timeout: float = 1.0) -> dict:
     live = live_status(data_dir, timeout)
     return {"recorder_running": live is not None,
             "live": live,
-            "alarms": [a.as_dict() for a in read_alarms(catalog)]}
+            "alarms": [a.as_dict() for a in read_alarms(catalog)],
+            **evidence_status(data_dir)}

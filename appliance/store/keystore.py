@@ -25,6 +25,7 @@ import base64
 import json
 import os
 import secrets
+from datetime import date
 from pathlib import Path
 
 import nacl.pwhash.argon2id as argon2id
@@ -80,10 +81,29 @@ def _password_key(password: bytes, salt: bytes, ops: int, mem: int) -> bytes:
 
 #: a data key (32 bytes) in a libsodium sealed box: ephemeral public key, MAC, ciphertext
 SEALED_KEY_BYTES = 32 + 16 + 32
+#: with a TPM the sealed box is wrapped again under a day or hold key (daykeys.py):
+#: magic, kind (b"D" day ordinal / b"H" hold slot), 4-byte id, SecretBox(nonce, MAC, box)
+WRAP_MAGIC = b"ACRK"
+WRAPPED_KEY_BYTES = 4 + 1 + 4 + 24 + 16 + SEALED_KEY_BYTES
 
 
 def wellformed_key_file(data: bytes) -> bool:
-    return len(data) == SEALED_KEY_BYTES
+    if len(data) == SEALED_KEY_BYTES:
+        return True
+    return (len(data) == WRAPPED_KEY_BYTES and data.startswith(WRAP_MAGIC)
+            and data[4:5] in (b"D", b"H"))
+
+
+def key_wrap(data: bytes) -> tuple[str, int] | None:
+    """('day', ordinal) or ('hold', slot) for a wrapped key file; None for a bare sealed box."""
+    if len(data) == WRAPPED_KEY_BYTES and data.startswith(WRAP_MAGIC):
+        return ("day" if data[4:5] == b"D" else "hold", int.from_bytes(data[5:9], "big"))
+    return None
+
+
+def wrap_key_file(sealed: bytes, kind: str, ident: int, kek: bytes) -> bytes:
+    head = WRAP_MAGIC + (b"D" if kind == "day" else b"H") + ident.to_bytes(4, "big")
+    return head + SecretBox(kek).encrypt(sealed, secrets.token_bytes(24))
 
 
 class KeyStore:
@@ -208,13 +228,73 @@ class KeyStore:
         except CryptoError:
             raise KeyStoreError("the signing key cannot be unsealed with this archive key") from None
 
+    # --- the TPM's day and hold keys (daykeys.py) ------------------------------------
+    def set_tpm(self, tcti: str) -> None:
+        """Where the TPM is (``keys/tpm.json``, not secret): data keys get wrapped in its keys."""
+        atomic_write(self.root / "tpm.json", json.dumps({"tcti": tcti}).encode(), 0o644)
+
+    def day_keys(self):
+        """The TPM's day keys, or None without a TPM (then erasure is overwrite-and-unlink)."""
+        if getattr(self, "_day_keys", None) is None:
+            try:
+                tcti = json.loads((self.root / "tpm.json").read_text())["tcti"]
+            except FileNotFoundError:
+                return None
+            except (ValueError, KeyError, TypeError):
+                raise KeyStoreError("keys/tpm.json is damaged") from None
+            from appliance.store.daykeys import DayKeys
+            from appliance.store.tpm import Tpm
+            self._day_keys = DayKeys(Tpm(tcti))
+        return self._day_keys
+
+    def store_data_key(self, key_id: str, sealed: bytes, day: date) -> None:
+        """A new recording's sealed data key, wrapped under its day's key when a TPM is fitted."""
+        dk = self.day_keys()
+        if dk is not None:
+            day = dk.live_day(day)
+            sealed = wrap_key_file(sealed, "day", day.toordinal(), dk.day_key(day))
+        atomic_write(self._data_key_path(key_id), sealed)
+
+    def unwrap_file(self, data: bytes) -> bytes:
+        """The sealed box inside a key file (TPM day or hold key), for the archive key to open."""
+        wrap = key_wrap(data)
+        if wrap is None:
+            return data
+        dk = self.day_keys()
+        if dk is None:
+            raise KeyStoreError("データ鍵は TPM の鍵で包まれていますが TPM が設定されていません / the "
+                                "data key is wrapped by a TPM key, and no TPM is configured")
+        kind, ident = wrap
+        kek = dk.day_key(date.fromordinal(ident)) if kind == "day" else dk.hold_key(ident)
+        try:
+            return SecretBox(kek).decrypt(data[9:])
+        except CryptoError:
+            raise KeyStoreError("データ鍵を TPM の鍵で開けません / the data key does not open with "
+                                "the TPM's key") from None
+
+    def rewrap_for_hold(self, key_ids: list[str], slot: int, kek: bytes) -> None:
+        """Re-wrap key files under a hold key (before their day or old slot is destroyed)."""
+        for key_id in key_ids:
+            path = self._data_key_path(key_id)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            atomic_write(path, wrap_key_file(self.unwrap_file(data), "hold", slot, kek))
+
+    def key_wrap_of(self, key_id: str) -> tuple[str, int] | None:
+        try:
+            return key_wrap(self._data_key_path(key_id).read_bytes())
+        except FileNotFoundError:
+            return None
+
     # --- data keys --------------------------------------------------------------
     def new_data_key(self) -> tuple[str, bytes]:
         """A fresh data key, stored sealed; returns (key_id, key) for the recorder."""
         key_id = secrets.token_hex(12)
         key = secrets.token_bytes(32)
         sealed = SealedBox(self.public_key()).encrypt(key)
-        atomic_write(self.data_dir / f"{key_id}.key", sealed)
+        self.store_data_key(key_id, sealed, date.today())
         return key_id, key
 
     def data_key(self, key_id: str, private: PrivateKey) -> bytes:
@@ -224,7 +304,7 @@ class KeyStore:
         except FileNotFoundError:
             raise KeyStoreError(f"data key {key_id} is gone (erased or lost)") from None
         try:
-            return SealedBox(private).decrypt(sealed)
+            return SealedBox(private).decrypt(self.unwrap_file(sealed))
         except CryptoError:
             raise KeyStoreError(f"data key {key_id} cannot be unsealed") from None
 

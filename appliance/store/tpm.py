@@ -74,17 +74,26 @@ class Tpm:
         return f"0x{handle:X}".lower() in out.lower()
 
     def create_signing_key(self, handle: int = DEVICE_KEY_HANDLE) -> None:
-        """A fresh ECDSA P-256 key made inside the TPM (fixedtpm: it never leaves), persisted."""
+        """A fresh ECDSA P-256 key made inside the TPM (fixedtpm: it never leaves), persisted.
+
+        Made under the owner's storage primary (tpm2_create draws it from the TPM's
+        random generator: a new key, not one derived again from the seed), then
+        made persistent. Transient objects are flushed after every step: without a
+        resource manager (swtpm's socket, or /dev/tpm0) they would fill the TPM."""
         with tempfile.TemporaryDirectory(prefix="acr-tpm-") as d:
-            ctx = str(Path(d) / "key.ctx")
-            # the owner's storage seed plus random ("unique") data: a new key, not one that
-            # createprimary would derive again from the seed alone
-            unique = Path(d) / "unique"
-            unique.write_bytes(self.random(32) + self.random(32))
-            self._run("tpm2_createprimary", "-Q", "-C", "o", "-G", "ecc256:ecdsa-sha256",
-                      "-a", "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign",
-                      "-u", str(unique), "-c", ctx)
-            self._run("tpm2_evictcontrol", "-Q", "-C", "o", "-c", ctx, f"0x{handle:x}")
+            p, pub, priv, key = (str(Path(d) / n) for n in ("p.ctx", "k.pub", "k.priv", "k.ctx"))
+            try:
+                self._run("tpm2_createprimary", "-Q", "-C", "o", "-g", "sha256", "-G", "ecc256",
+                          "-c", p)
+                self._run("tpm2_flushcontext", "-t")
+                self._run("tpm2_create", "-Q", "-C", p, "-G", "ecc256:ecdsa-sha256", "-a",
+                          "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|sign",
+                          "-u", pub, "-r", priv)
+                self._run("tpm2_flushcontext", "-t")
+                self._run("tpm2_load", "-Q", "-C", p, "-u", pub, "-r", priv, "-c", key)
+                self._run("tpm2_evictcontrol", "-Q", "-C", "o", "-c", key, f"0x{handle:x}")
+            finally:
+                self._run("tpm2_flushcontext", "-t")
 
     def public_pem(self, handle: int = DEVICE_KEY_HANDLE) -> bytes:
         with tempfile.TemporaryDirectory(prefix="acr-tpm-") as d:
