@@ -136,8 +136,8 @@ class TimedInterface:
 class StampingWriter(Writer):
     """The product's writer; notes when each sealed chunk is on disk, and which audio it holds."""
 
-    def __init__(self, datadir: DataDir, catalog) -> None:
-        super().__init__(datadir, catalog)
+    def __init__(self, datadir: DataDir, catalog, sealer=None) -> None:
+        super().__init__(datadir, catalog, sealer=sealer)
         self.start_sample: dict[str, int] = {}
         self.durable: list[tuple[str, int, float]] = []   # (call id, samples_end, wall time)
 
@@ -188,11 +188,13 @@ class Rig:
 
 
 def build(dd: DataDir, config: Config, settings: EncoderSettings, scen, queue_chunks: int,
-          make_recorder=CallRecorder) -> Rig:
+          make_recorder=CallRecorder, make_sealer=None) -> Rig:
+    """``make_sealer(catalog, clock)``: the writer's capture-statement signer (bench evidence)."""
     clock = FakeClock(EPOCH)
     catalog = dd.open_catalog(clock.now())
     iface = TimedInterface(SimInterface(scen, clock))
-    writer = StampingWriter(dd, catalog)
+    writer = StampingWriter(dd, catalog,
+                            make_sealer(catalog, clock) if make_sealer is not None else None)
     sink = ThreadedSink(writer, queue_chunks, wait_when_full=True)
     recorder = make_recorder(dd, catalog, config.site.name, settings, sink)
     engine = Engine(iface, recorder, config, load_notice(config.notice), lambda report: None)

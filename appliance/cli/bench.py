@@ -8,6 +8,7 @@ BENCH_MODULES = (
     "appliance.bench.dsp",
     "appliance.bench.pipeline",
     "appliance.bench.store",
+    "appliance.bench.evidence",
 )
 
 

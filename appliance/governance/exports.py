@@ -29,6 +29,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from nacl.exceptions import CryptoError
+from nacl.public import SealedBox
+from nacl.secret import SecretBox
+
 from appliance.errors import ConfigError, Forbidden, GroundError, SealedFileError, StoreError
 from appliance.governance import bundle
 from appliance.governance.access import Action, Session
@@ -84,6 +88,15 @@ class ExportResult:
     fingerprint: str
     ground: Ground
     reference: str
+    #: the key the bundle's audio is sealed under at rest (seal_audio=True), to hand to
+    #: the download; never stored in clear
+    bundle_key: bytes | None = None
+
+
+#: inside a bundle kept on the appliance (the web's exports folder): the audio sealed
+#: under a per-bundle key, and that key sealed to the archive key (R16, issue 20 item 3)
+SEALED_SUFFIX = ".sealed"
+BUNDLE_KEY = ".bundle-key"
 
 
 def _refuse(session: Session, call_ids: list[str], reason: str, *, ground: str | None = None,
@@ -190,11 +203,16 @@ def _readme(export_id: str, fp: str) -> str:
 def create_export(session: Session, call_ids: list[str], ground_code: str | None,
                   reference: str | None, recipient: str | None, out: Path, *,
                   approver: str | None = None, request: dict | None = None,
-                  stamp=None) -> ExportResult:
+                  stamp=None, seal_audio: bool = False) -> ExportResult:
     """Write a signed bundle at ``out`` (a new directory), ledger it as 提供, record it.
 
     ``stamp(digest) -> token | None``: the RFC 3161 token over the manifest's
-    SHA-256 (front ends pass the configured TSA; None when it failed)."""
+    SHA-256 (front ends pass the configured TSA; None when it failed).
+    ``seal_audio``: the bundle stays on the appliance (the web's exports folder),
+    so its audio is never plain at rest: each ``calls/<id>.opus`` is kept as
+    ``<id>.opus.sealed`` under a fresh bundle key (returned, and sealed to the
+    archive key in ``.bundle-key``); ``bundle_files`` restores the plain bundle
+    for a download."""
     ids = list(dict.fromkeys(call_ids))        # keep order, drop repeats
     if not ids:
         raise ExportError("提供する通話がありません / no calls to provide")
@@ -225,6 +243,7 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
         raise ExportError("署名鍵が公表鍵と一致しません / the signing key does not match "
                           "keys/signing.pub")
     fp = bundle.fingerprint(signer.verify_key)
+    bundle_key = secrets.token_bytes(SecretBox.KEY_SIZE) if seal_audio else None
     tmp = out.parent / f".{out.name}.partial-{secrets.token_hex(4)}"
     tmp.mkdir(mode=0o700)
     renamed = False
@@ -243,7 +262,10 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
                 opened = open_sealed(sealed, dd.keys.data_key(row["key_id"], private))
                 read_recording(opened.payload)   # hand out only what decodes
                 rel = f"{bundle.CALLS_DIR}/{row['id']}.opus"
-                _write(tmp / rel, opened.payload)
+                if bundle_key is not None:
+                    _write(tmp / (rel + SEALED_SUFFIX), SecretBox(bundle_key).encrypt(opened.payload))
+                else:
+                    _write(tmp / rel, opened.payload)
                 digest = hashlib.sha256(opened.payload).hexdigest()
                 entry.update(file=rel, sha256=digest, size=len(opened.payload),
                              complete=opened.complete)
@@ -279,6 +301,8 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
         _write(tmp / bundle.MANIFEST, manifest)
         _write(tmp / bundle.SIGNATURE, signer.sign(manifest).signature)
         _write(tmp / bundle.PUBLIC_KEY, bundle.public_key_pem(signer.verify_key).encode())
+        if bundle_key is not None:
+            _write(tmp / BUNDLE_KEY, SealedBox(private.public_key).encrypt(bundle_key))
         token = stamp(hashlib.sha256(manifest).digest()) if stamp is not None else None
         if token:
             _write(tmp / bundle.TIMESTAMP, token)
@@ -316,7 +340,40 @@ def create_export(session: Session, call_ids: list[str], ground_code: str | None
                 "SELECT 1 FROM exports WHERE id = ?", (doc["export_id"],)).fetchone():
             shutil.rmtree(out, ignore_errors=True)
         raise
-    return ExportResult(doc["export_id"], out, ids, manifest_sha, fp, ground, reference)
+    return ExportResult(doc["export_id"], out, ids, manifest_sha, fp, ground, reference,
+                        bundle_key)
+
+
+def bundle_files(folder: Path, bundle_key: bytes | None) -> list[tuple[str, bytes]]:
+    """The bundle as the recipient gets it: (relative path, bytes), sealed audio opened."""
+    out = []
+    for path in sorted(Path(folder).rglob("*")):
+        if not path.is_file() or path.is_symlink() or path.name == BUNDLE_KEY:
+            continue
+        rel = path.relative_to(folder).as_posix()
+        data = path.read_bytes()
+        if rel.endswith(SEALED_SUFFIX):
+            if bundle_key is None:
+                raise ExportError("提供物の鍵がありません / the bundle's key is needed")
+            try:
+                data = SecretBox(bundle_key).decrypt(data)
+            except CryptoError:
+                raise ExportError("提供物の鍵が違います / wrong key for this bundle") from None
+            rel = rel[:-len(SEALED_SUFFIX)]
+        out.append((rel, data))
+    return out
+
+
+def unlock_bundle(session: Session, folder: Path) -> bytes | None:
+    """The bundle key, unsealed with the staff member's own archive key (None: nothing sealed)."""
+    try:
+        sealed_key = (Path(folder) / BUNDLE_KEY).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        return SealedBox(session.archive_key()).decrypt(sealed_key)
+    except CryptoError:
+        raise ExportError("提供物の鍵を開けません / the bundle's key does not open") from None
 
 
 def bundle_for_copy(session: Session, export_id: str, exports_dir: Path) -> tuple[dict, Path]:

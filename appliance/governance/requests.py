@@ -135,7 +135,7 @@ def _open_row(session: Session, request_id: str) -> dict:
 
 
 def export_request(session: Session, request_id: str, recipient: str | None,
-                   out: Path, *, stamp=None) -> ExportResult:
+                   out: Path, *, stamp=None, seal_audio: bool = False) -> ExportResult:
     """The copy for the requester: an export with ground ``disclosure`` of the request's calls."""
     session.authorize(Action.REQUEST, ground=Ground.DISCLOSURE)
     row = _open_row(session, request_id)
@@ -143,7 +143,7 @@ def export_request(session: Session, request_id: str, recipient: str | None,
         raise RequestError(f"開示請求 {request_id} に該当する通話はありません / the request found "
                            "no calls: nothing to provide")
     return create_export(session, row["call_ids"], str(Ground.DISCLOSURE), row["reference"],
-                         recipient, out, request=row, stamp=stamp)
+                         recipient, out, request=row, stamp=stamp, seal_audio=seal_audio)
 
 
 def close_request(session: Session, request_id: str) -> dict:

@@ -104,6 +104,24 @@ class SessionStore:
             ws.tickets[ticket] = ListenTicket(call_id, data_key, now + self.ticket_life)
         return ticket
 
+    def keep_export_key(self, ws: WebSession, export_id: str, key: bytes) -> None:
+        """A bundle's key (its audio is sealed at rest) for this session's downloads, a while."""
+        with self._lock:
+            ws.tickets[f"export:{export_id}"] = ListenTicket(export_id, key,
+                                                             self._now() + self.ticket_life)
+            while len(ws.tickets) > self.MAX_TICKETS:
+                self._forget(ws, next(iter(ws.tickets)))
+
+    def export_key(self, ws: WebSession, export_id: str) -> bytes | None:
+        with self._lock:
+            t = ws.tickets.get(f"export:{export_id}")
+            if t is None:
+                return None
+            if t.expires <= self._now():
+                self._forget(ws, f"export:{export_id}")
+                return None
+            return t.data_key
+
     def ticket(self, ws: WebSession, ticket: str) -> ListenTicket | None:
         with self._lock:
             t = ws.tickets.get(ticket)

@@ -21,11 +21,13 @@ from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from appliance.governance.access import Action
-from appliance.governance.exports import (ExportResult, bundle_for_copy, create_export,
-                                          list_exports, record_copy)
+from appliance.governance.exports import (BUNDLE_KEY, ExportResult, bundle_files,
+                                          bundle_for_copy, create_export, list_exports,
+                                          record_copy, unlock_bundle)
 from appliance.governance.grounds import GROUNDS
 from appliance.store.catalog import to_local_text
-from appliance.web.deps import Staff, current_staff
+from appliance.web.deps import Staff, WebError, current_staff
+
 from appliance.web.routes.common import GROUND_CHOICES, TEXT_MAX, ObjectId, check_ids
 from appliance.web.routes.login import check_password, client_address
 
@@ -88,17 +90,24 @@ def post_export(body: ExportIn, request: Request, staff: Staff = Depends(current
     # the role is checked before the password is: a refusal costs no key
     session.authorize(Action.EXPORT, call_ids=ids, reference=body.reference)
     keyed = keyed_session(staff, request, body.password)
+    # kept sealed at rest: the audio opens only with the bundle key this session holds
     result = create_export(keyed, ids, body.ground, body.reference, body.recipient,
-                           new_bundle_path(staff), approver=body.approver or None)
+                           new_bundle_path(staff), approver=body.approver or None,
+                           seal_audio=True)
+    keep_bundle_key(staff, result)
     return result_json(result)
 
 
-def _zip(folder: Path, top: str) -> bytes:
+def keep_bundle_key(staff: Staff, result: ExportResult) -> None:
+    if result.bundle_key is not None:
+        staff.ctx.sessions.keep_export_key(staff.ws, result.export_id, result.bundle_key)
+
+
+def _zip(files: list[tuple[str, bytes]], top: str) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
-        for path in sorted(folder.rglob("*")):
-            if path.is_file() and not path.is_symlink():
-                z.write(path, f"{top}/{path.relative_to(folder).as_posix()}")
+        for rel, data in files:
+            z.writestr(f"{top}/{rel}", data)
     return buf.getvalue()
 
 
@@ -108,11 +117,32 @@ def download(export_id: ObjectId, staff: Staff = Depends(current_staff)):
     # the rule (its maker only, inside the exports folder) is governance's
     session = staff.session()
     row, folder = bundle_for_copy(session, export_id, staff.ctx.exports_dir)
-    data = _zip(folder, export_id)
+    key = staff.ctx.sessions.export_key(staff.ws, export_id)
+    if key is None and (folder / BUNDLE_KEY).exists():
+        raise WebError(403, "bundle_locked", "提供物の音声は封印されています。パスワードを入力して"
+                       "解錠してください / the bundle's audio is sealed at rest: unlock it with "
+                       f"your password (POST /api/exports/{export_id}/unlock)")
+    data = _zip(bundle_files(folder, key), export_id)
     record_copy(session, row, via="web", size=len(data))
     return Response(data, media_type="application/zip", headers={
         "Content-Disposition": f'attachment; filename="{export_id}.zip"',
         "Cache-Control": "no-store"})
+
+
+class UnlockIn(BaseModel):
+    password: str = Field(min_length=1, max_length=1024)
+
+
+@api.post("/{export_id}/unlock", summary="open a sealed bundle's key for this session's download")
+def unlock(export_id: ObjectId, body: UnlockIn, request: Request,
+           staff: Staff = Depends(current_staff)) -> dict:
+    session = staff.session()
+    row, folder = bundle_for_copy(session, export_id, staff.ctx.exports_dir)
+    keyed = keyed_session(staff, request, body.password)
+    key = unlock_bundle(keyed, folder)
+    if key is not None:
+        staff.ctx.sessions.keep_export_key(staff.ws, export_id, key)
+    return {"export_id": export_id, "download": f"/api/exports/{export_id}/bundle.zip"}
 
 
 router.include_router(api)

@@ -14,7 +14,8 @@ from appliance.present import REQUEST_STATE_JA, call_json
 from appliance.store.catalog import to_local_text
 from appliance.web.deps import Staff, WebError, current_staff
 from appliance.web.routes.common import TEXT_MAX, ObjectId, number_filter, when
-from appliance.web.routes.exports import keyed_session, new_bundle_path, result_json
+from appliance.web.routes.exports import (keep_bundle_key, keyed_session, new_bundle_path,
+                                          result_json)
 
 router = APIRouter()
 api = APIRouter(prefix="/api/requests", tags=["requests"])
@@ -89,7 +90,10 @@ def post_request_export(request_id: ObjectId, body: RequestExportIn, request: Re
                         staff: Staff = Depends(current_staff)) -> dict:
     _one(staff, request_id)                   # 404 before asking for a key
     keyed = keyed_session(staff, request, body.password)
-    return result_json(export_request(keyed, request_id, body.recipient, new_bundle_path(staff)))
+    result = export_request(keyed, request_id, body.recipient, new_bundle_path(staff),
+                            seal_audio=True)       # never plain audio at rest (issue 20)
+    keep_bundle_key(staff, result)
+    return result_json(result)
 
 
 @api.post("/{request_id}/close", summary="close the request (holds stay)")
