@@ -282,6 +282,24 @@ class KeyStore:
                 continue
             atomic_write(path, wrap_key_file(self.unwrap_file(data), "hold", slot, kek))
 
+    def reseal_data_key(self, key_id: str, private: PrivateKey, new_public: PublicKey) -> None:
+        """Seal a data key to another archive key (enrolment to the city archive), keeping its
+        day or hold wrap; the caller pins the new key in the ledger (keypins.pin_archive_key)."""
+        path = self._data_key_path(key_id)
+        data = path.read_bytes()
+        try:
+            key = SealedBox(private).decrypt(self.unwrap_file(data))
+        except CryptoError:
+            raise KeyStoreError(f"data key {key_id} cannot be unsealed") from None
+        sealed = SealedBox(new_public).encrypt(key)
+        wrap = key_wrap(data)
+        if wrap is not None:
+            dk = self.day_keys()
+            kind, ident = wrap
+            kek = dk.day_key(date.fromordinal(ident)) if kind == "day" else dk.hold_key(ident)
+            sealed = wrap_key_file(sealed, kind, ident, kek)
+        atomic_write(path, sealed)
+
     def key_wrap_of(self, key_id: str) -> tuple[str, int] | None:
         try:
             return key_wrap(self._data_key_path(key_id).read_bytes())

@@ -161,3 +161,24 @@ def test_without_a_tpm_the_appliance_says_erasure_is_not_certain(tmp_path):
     import json
     status = json.loads(out)
     assert status["tpm_fitted"] is False and "NOT certain" in status["erasure"]
+
+
+def test_resealing_to_a_city_key_keeps_the_day_wrap_and_is_pinned_in_the_ledger(site):
+    """What enrolment to the city archive does (issue 15): re-seal, keep the TPM wrap, pin."""
+    from nacl.public import PrivateKey
+    from appliance.governance.keypins import pin_archive_key, read_pins
+    env = site
+    dd = DataDir(env["data"])
+    private = dd.keys.unwrap_with_password("kacho", PASSWORD.encode())
+    city = PrivateKey.generate()
+    victim = calls(env)[0]
+    before = dd.keys.data_key(victim["key_id"], private)
+    dd.keys.reseal_data_key(victim["key_id"], private, city.public_key)
+    assert key_wrap((dd.keys.data_dir / f"{victim['key_id']}.key").read_bytes())[0] == "day"
+    assert dd.keys.data_key(victim["key_id"], city) == before
+    with pytest.raises(KeyStoreError):
+        dd.keys.data_key(victim["key_id"], private)
+    with dd.open_catalog(SystemClock().now()) as catalog:
+        pin_archive_key(catalog, bytes(city.public_key), SystemClock().now(), actor="kacho",
+                        reference="登録第1号")
+        assert read_pins(catalog).archive_key == bytes(city.public_key)

@@ -50,3 +50,28 @@ def test_a_web_bundle_at_rest_holds_no_plain_audio_and_downloads_whole(tmp_path)
     assert code == 1 and json.loads(text)["signer"] == "unknown"
     code, text, err = cli("--data-dir", env["data"], "verify-export", restored, "--json")
     assert code == 0, text
+
+
+def test_a_bundle_resigned_with_an_updated_fingerprint_is_refused_without_a_pin(tmp_path):
+    import hashlib
+    from nacl.signing import SigningKey
+    from appliance.governance.bundle import public_key_pem
+    env = build(tmp_path / "site")
+    out = tmp_path / "bundle"
+    code, text, err = cli("--data-dir", env["data"], "--config", env["config"], "export",
+                          calls(env)[0]["id"], "--ground", "law", "--reference", "照会第3号",
+                          "--recipient", "松本警察署", "--out", out, "--user", "kacho",
+                          "--password-file", env["password_file"])
+    assert code == 0, err
+    forger = SigningKey.generate()
+    m = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    m["recipient"] = "誰か別の人"
+    m["signing_key"]["fingerprint"] = hashlib.sha256(bytes(forger.verify_key)).hexdigest()
+    data = json.dumps(m, ensure_ascii=False).encode()
+    (out / "manifest.json").write_bytes(data)
+    (out / "manifest.sig").write_bytes(forger.sign(data).signature)
+    (out / "signing-key.pem").write_text(public_key_pem(forger.verify_key))
+    code, text, err = cli("verify-export", out, "--json")
+    assert code == 1 and json.loads(text)["signer"] == "unknown"
+    code, text, err = cli("--data-dir", env["data"], "verify-export", out, "--json")
+    assert code == 1 and json.loads(text)["signer"] == "other"
