@@ -157,13 +157,14 @@ class Timestamping:
     def enabled(self) -> bool:
         return self.client is not None
 
-    def _alarm(self, catalog, problem: str | None) -> None:
+    def _alarm(self, catalog, problem: str | None) -> int:
+        """Raise or clear the alarm; how many were cleared (a clearing is a ledger entry)."""
         from appliance.ops.alarms import AlarmCode, AlarmRegistry
         registry = AlarmRegistry(catalog, self.now)
         if problem:
             registry.raise_(AlarmCode.TIMESTAMP_FAILED, "", problem)
-        else:
-            registry.clear(AlarmCode.TIMESTAMP_FAILED)
+            return 0
+        return registry.clear(AlarmCode.TIMESTAMP_FAILED)
 
     def stamp_ledger(self, reason: str, catalog=None) -> dict | None:
         from appliance.governance.timestamps import TimestampError, stamp_ledger
@@ -181,7 +182,15 @@ class Timestamping:
                 return None
             if entry is not None:
                 self.tokens += 1
-            self._alarm(catalog, None)
+            if self._alarm(catalog, None):
+                # the clearing is itself an entry: stamp it too (once; bounded)
+                try:
+                    again = stamp_ledger(catalog, self.client, self.now(), reason=reason)
+                except TimestampError:
+                    again = None          # the next interval covers it
+                if again is not None:
+                    self.tokens += 1
+                    entry = again
             return entry
         finally:
             if own:
