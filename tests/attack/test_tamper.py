@@ -319,3 +319,46 @@ def test_excluded_calls_kept_as_metadata_verify_without_crashing(tmp_path):
     conn.close()
     code, report = verify(env)
     assert code == 1 and [p["status"] for p in report["problems"]] == ["mismatch"]
+
+
+def test_a_recording_cut_by_kill_9_verifies_up_to_its_last_signed_length(tmp_path):
+    """A crash: the recovery closes the call as truncated; the device signed all but ≤ 2 s."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = build(tmp_path / "site")
+    proc = subprocess.Popen([sys.executable, "-m", "appliance", "--data-dir", str(env["data"]),
+                             "--config", str(env["config"]), "run", "--demo-seconds", "30"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "recording" not in (proc.stdout.readline() or "") and time.monotonic() < deadline:
+            pass
+        time.sleep(3.5)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+        proc.stdout.close()
+    code, out, err = cli("--data-dir", env["data"], "--config", env["config"], "run", "--fast",
+                         "--demo-seconds", "0.5")
+    assert code == 0, err
+    code, report = verify(env)
+    assert code == 0, report["problems"]
+    cut = [f for f in report["findings"] if f["status"] == "truncated"]
+    assert len(cut) == 1
+    conn = db(env)
+    length, final = conn.execute("SELECT length, final FROM capture_seals WHERE call_id = ?",
+                                 (cut[0]["call_id"],)).fetchone()
+    size = conn.execute("SELECT size FROM calls WHERE id = ?", (cut[0]["call_id"],)).fetchone()[0]
+    conn.close()
+    assert final == 0 and 0 < length <= size
+    # and cutting it further than the crash did is caught
+    victim = [c for c in calls(env) if c["id"] == cut[0]["call_id"]][0]
+    path = env["data"] / victim["recording_path"]
+    path.write_bytes(path.read_bytes()[: length // 2])
+    code, report = verify(env)
+    assert code == 1 and (victim["id"], "cut") in problems(report)
