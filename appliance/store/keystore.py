@@ -307,12 +307,15 @@ class KeyStore:
             return None
 
     # --- data keys --------------------------------------------------------------
-    def new_data_key(self) -> tuple[str, bytes]:
+    def new_data_key(self, day: date | None = None) -> tuple[str, bytes]:
         """A fresh data key, stored sealed; returns (key_id, key) for the recorder."""
         key_id = secrets.token_hex(12)
         key = secrets.token_bytes(32)
         sealed = SealedBox(self.public_key()).encrypt(key)
-        self.store_data_key(key_id, sealed, date.today())
+        if day is None:       # tools and tests: no recording day, no TPM wrap
+            atomic_write(self._data_key_path(key_id), sealed)
+        else:                 # the day is the caller's (no clock below the front ends)
+            self.store_data_key(key_id, sealed, day)
         return key_id, key
 
     def data_key(self, key_id: str, private: PrivateKey) -> bytes:
