@@ -242,7 +242,10 @@ class Monitor:
             if self._stop.wait(self.settings.check_every_s):
                 return
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        # longer than the catalog's busy timeout (10 s): a check waiting for the write lock
+        # must finish before the caller closes the catalog under it (that crashed the
+        # process under load: sqlite3 used from this thread while closed by another)
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
