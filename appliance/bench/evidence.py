@@ -92,6 +92,13 @@ class _TimedSigner:
         return sig
 
 
+def _die_with_parent() -> None:
+    """swtpm ends with the bench even if the bench is killed (Linux PR_SET_PDEATHSIG)."""
+    import ctypes
+    import signal
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGTERM))
+
+
 class _SwTpm:
     """swtpm on two free loopback ports, stopped by its own pid (None if not installed)."""
 
@@ -105,7 +112,7 @@ class _SwTpm:
              "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
              "--ctrl", f"type=tcp,port={self.port + 1},bindaddr=127.0.0.1",
              "--flags", "not-need-init,startup-clear"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent)
         self.tpm = Tpm(f"swtpm:host=127.0.0.1,port={self.port}")
         deadline = time.monotonic() + 20
         while True:

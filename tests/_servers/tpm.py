@@ -15,6 +15,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests._servers.lifetime import die_with_parent
+
 
 def _free_port_pair() -> int:
     for _ in range(50):
@@ -42,7 +44,7 @@ class SwTpm:
              "--server", f"type=tcp,port={self.port},bindaddr=127.0.0.1",
              "--ctrl", f"type=tcp,port={self.port + 1},bindaddr=127.0.0.1",
              "--flags", "not-need-init,startup-clear"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
         self.tcti = f"swtpm:host=127.0.0.1,port={self.port}"
         deadline = time.monotonic() + 20
         while True:        # bounded wait for the TPM to answer

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests._servers.lifetime import die_with_parent
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -60,7 +62,8 @@ class TsaServer:
         make_ca(self.dir)
         self.ca_file = self.dir / "ca.pem"
         self.proc = subprocess.Popen([sys.executable, str(HERE / "tsa_http.py"), str(self.dir)],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                                     preexec_fn=die_with_parent)
         line = self.proc.stdout.readline()          # bounded: the child prints it at once or dies
         if not line.startswith("PORT "):
             self.stop()
