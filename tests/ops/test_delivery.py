@@ -9,6 +9,7 @@ again on the same ports.
 from __future__ import annotations
 
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -249,3 +250,37 @@ def test_no_number_in_anything_delivered(datadir, receivers):
     # the mail body is base64: decode it before looking
     body = receivers["smtp"].mails()[0].get_content()
     assert NUMBER not in body and "######" in body
+
+
+@pytest.mark.slow
+def test_a_long_cut_with_the_deliverer_running_on_its_own(datadir, receivers):
+    """75 s of cut with the deliverer's own thread and real pauses (2, 4 … capped at 60 s):
+    what was raised during it arrives after it, in order, each once, with no help."""
+    reg = _registry(datadir)
+    clock = SystemClock()
+    paths = load_paths(alarms_table(receivers), Path("/"), clock.now)
+    d = Deliverer(DataDir(datadir).open_catalog(clock.now()), paths.senders, now=clock.now,
+                  monotonic=clock.monotonic, site=SITE, host="rec-east-1",
+                  min_severity=paths.min_severity, poll_s=0.5).start()
+    try:
+        for r in ("syslog", "smtp", "snmp"):
+            receivers[r].stop()
+        cut_at = time.monotonic()
+        for i in range(5):
+            reg.raise_(AlarmCode.LINE_DEAD, f"T{i + 1}/1")
+            time.sleep(5)
+        while time.monotonic() - cut_at < 75:
+            time.sleep(1)
+        for r in ("syslog", "smtp", "snmp"):
+            receivers[r].start()
+        expected = [r[0] for r in d.outbox.catalog.conn.execute(
+            "SELECT id FROM alarm_events ORDER BY id")]
+        assert len(expected) == 5
+        for seqs in (lambda: _seqs_syslog(receivers["syslog"]),
+                     lambda: _seqs_mail(receivers["smtp"]),
+                     lambda: _seqs_snmp(receivers["snmp"])):
+            wait_for(lambda: len(seqs()) >= len(expected), timeout=90, every=1,
+                     what="delivery after the cut")
+            assert seqs() == expected
+    finally:
+        d.stop()
