@@ -194,7 +194,7 @@ def cmd_verify(args) -> int:
             raise ConfigError(f"{args.device_key}: 読めません / cannot read ({exc.strerror})") \
                 from None
     with open_catalog(args) as (dd, catalog):
-        running = live_status(dd.root) is not None
+        running = dd.recorder_running() or live_status(dd.root) is not None
         result = audit(dd, catalog, recorder_running=running, device_pem=device_pem)
     bad = result.problems
     if args.json:

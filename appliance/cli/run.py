@@ -264,7 +264,9 @@ def cmd_run(args) -> int:
     alarm_catalog = dd.open_catalog(clock.now())    # its own connection: other threads use it
     outbox = open_outbox(dd)
     delivery_catalog = dd.open_catalog(clock.now())
-    with catalog, alarm_catalog, delivery_catalog, iface, outbox or contextlib.nullcontext():
+    # the recorder lock: verify knows a recorder runs (rows 'recording' are not stale)
+    with dd.recorder_lock(), catalog, alarm_catalog, delivery_catalog, iface, \
+            outbox or contextlib.nullcontext():
         for cid in recover_interrupted(dd, catalog, clock.now()):
             print(f"中断された録音を閉じました / closed interrupted recording {cid} as truncated",
                   flush=True)

@@ -9,6 +9,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -51,3 +55,33 @@ class DataDir:
         if self.root.resolve() not in path.parents:
             raise DataDirError(f"recording path {relpath!r} leaves the data directory")
         return path
+
+    # --- is a recorder running? -------------------------------------------------------
+    @contextlib.contextmanager
+    def recorder_lock(self) -> Iterator[None]:
+        """Held by ``appliance run`` for its whole life (an flock the kernel drops with the
+        process, even on kill -9): ``verify`` tells rows being recorded from rows a dead
+        recorder left ``recording``."""
+        fd = os.open(self.root / "recorder.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise DataDirError(f"{self.root}: 録音装置は既に動いています / a recorder already "
+                                   "runs on this data directory") from None
+            yield
+        finally:
+            os.close(fd)
+
+    def recorder_running(self) -> bool:
+        try:
+            fd = os.open(self.root / "recorder.lock", os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)

@@ -336,6 +336,10 @@ def test_a_recording_cut_by_kill_9_verifies_up_to_its_last_signed_length(tmp_pat
         while "recording" not in (proc.stdout.readline() or "") and time.monotonic() < deadline:
             pass
         time.sleep(3.5)
+        # while the recorder runs (it holds the recorder lock) the row is 'recording', fine
+        code, report = verify(env)
+        assert code == 0, report["problems"]
+        assert [f["status"] for f in report["findings"]].count("recording") == 1
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
     finally:
@@ -343,6 +347,9 @@ def test_a_recording_cut_by_kill_9_verifies_up_to_its_last_signed_length(tmp_pat
             proc.kill()
             proc.wait(timeout=10)
         proc.stdout.close()
+    # killed: nobody holds the lock, the row left 'recording' is stale until a restart
+    code, report = verify(env)
+    assert code == 1 and [p["status"] for p in report["problems"]] == ["stale"]
     code, out, err = cli("--data-dir", env["data"], "--config", env["config"], "run", "--fast",
                          "--demo-seconds", "0.5")
     assert code == 0, err
