@@ -290,10 +290,11 @@ def cmd_run(args) -> int:
         panel = status_panel(iface)       # gpio://: recording LED per call, fault LED per alarm
         if panel is not None:
             reporter.listeners.append(panel)
+        # before the monitor thread starts using alarm_catalog: one connection, one thread
+        raise_evidence_alarms(alarm_catalog, clock, recorder.key_problem, evidence_alarms)
         ops = start_operations(dd, config, engine, recorder, reporter, alarm_catalog, clock,
                                fault_led=panel.fault_led() if panel is not None else None,
                                delivery_catalog=delivery_catalog, fast=args.fast)
-        raise_evidence_alarms(alarm_catalog, clock, recorder.key_problem, evidence_alarms)
         # the ledger's head to the TSA every [timestamp] interval_minutes (and at stop)
         stamping = Timestamping(settings, dd, clock.now).start()
         main = threading.current_thread() is threading.main_thread()
