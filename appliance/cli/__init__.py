@@ -31,6 +31,8 @@ COMMAND_MODULES = (
     "appliance.cli.alarms",
     "appliance.cli.status",
     "appliance.cli.web",
+    "appliance.cli.replication",
+    "appliance.cli.central",
     "appliance.cli.dsp",
     "appliance.cli.bench",
     "appliance.cli.isdn",

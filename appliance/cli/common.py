@@ -27,6 +27,12 @@ def add_credentials(p) -> None:
 
 @contextlib.contextmanager
 def open_catalog(args) -> Iterator[tuple[DataDir, Catalog]]:
+    if getattr(args, "central", False):
+        # ``appliance central <staff command>``: the same command on the city archive
+        from appliance.cli.central import open_centre_catalog
+        with open_centre_catalog(args) as pair:
+            yield pair
+        return
     dd = DataDir(args.data_dir)
     with dd.open_catalog(SystemClock().now()) as catalog:
         yield dd, catalog

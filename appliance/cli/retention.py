@@ -18,7 +18,22 @@ from appliance.governance.retention import RetentionPolicy, Sweeper
 def _sweeper(args, dd, catalog) -> Sweeper:
     config = load_config(args.config)
     return Sweeper(dd, catalog, RetentionPolicy.from_config(config.raw.get("retention")),
-                   SystemClock().now)
+                   SystemClock().now, archived=_archived(args, dd))
+
+
+def _archived(args, dd):
+    """On an enrolled appliance: the calls the city archive confirmed (else None)."""
+    if getattr(args, "central", False):
+        return None
+    from appliance.replication import Outbox
+    from appliance.replication.link import load_link
+    if load_link(dd.root) is None:
+        return None
+
+    def confirmed() -> set[str]:
+        with Outbox.open(dd.root, SystemClock().now) as outbox:
+            return outbox.confirmed()
+    return confirmed
 
 
 def cmd_plan(args) -> int:

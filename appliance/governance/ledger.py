@@ -40,6 +40,7 @@ class EntryKind(StrEnum):
     CLOCK = "clock"            # 時刻 (時刻の飛び: 旧時刻と新時刻)
     KEY = "key"                # 鍵の登録 (a new archive public key pinned; enrolment)
     TIMESTAMP = "timestamp"    # 時刻認証 (an RFC 3161 token over the ledger's head)
+    ARCHIVE = "archive"        # 中央保管 (enrolment, key re-sealing, sites and uploads at the centre)
 
 
 KIND_LABELS_JA = {
@@ -49,7 +50,7 @@ KIND_LABELS_JA = {
     EntryKind.REFUSED: "拒否", EntryKind.INIT: "初期設定", EntryKind.TIER: "別媒体へ移管",
     EntryKind.REQUEST: "開示請求", EntryKind.ALARM: "警報", EntryKind.POWER: "電源",
     EntryKind.CLOCK: "時刻",
-    EntryKind.KEY: "鍵の登録", EntryKind.TIMESTAMP: "時刻認証",
+    EntryKind.KEY: "鍵の登録", EntryKind.TIMESTAMP: "時刻認証", EntryKind.ARCHIVE: "中央保管",
 }
 
 _FIELDS = ("seq", "at", "kind", "call_ids", "ground", "reference", "actor", "approver",

@@ -171,7 +171,8 @@ class Sweeper:
     def __init__(self, datadir: DataDir, catalog: Catalog, policy: RetentionPolicy,
                  now: Callable[[], datetime], *,
                  free_bytes: Callable[[], int] | None = None,
-                 fault: Callable[[str, str], None] | None = None) -> None:
+                 fault: Callable[[str, str], None] | None = None,
+                 archived: Callable[[], set[str]] | None = None) -> None:
         self.datadir = datadir
         self.catalog = catalog
         self.ledger = Ledger(catalog)
@@ -181,6 +182,10 @@ class Sweeper:
         # test hook: called as fault(step, call_id) between the steps of an erasure
         self._fault = fault or (lambda step, call_id: None)
         self._hold_slots_touched: set[int] = set()
+        # an enrolled appliance: the calls the city archive holds complete. Storage pressure
+        # never erases a call outside it; retention does (it must), and its entry says so
+        self.archived = archived
+        self._archived: set[str] | None = None
 
     # --- what would go -------------------------------------------------------
     def _expired_where(self, at: datetime) -> tuple[str, list]:
@@ -221,9 +226,11 @@ class Sweeper:
                     (to_utc_text(at), reason, call_id, *ERASABLE_STATES))
                 if cur.rowcount != 1:
                     continue
+                detail = {"reason": reason, "sha256": sha}
+                if self._archived is not None and call_id not in self._archived:
+                    detail["archive"] = "unconfirmed"   # the centre has no complete copy
                 self.ledger.append(EntryKind.ERASE, at, call_ids=[call_id], actor="retention",
-                                   reference=self.policy.describe_ja(),
-                                   detail={"reason": reason, "sha256": sha})
+                                   reference=self.policy.describe_ja(), detail=detail)
                 done.append((call_id, key_id, relpath))
         return done
 
@@ -264,6 +271,7 @@ class Sweeper:
 
     def sweep(self) -> SweepResult:
         result = SweepResult()
+        self._archived = self.archived() if self.archived is not None else None
         result.finished = self.finish_pending()
         at = self.now()
         where, args = self._expired_where(at)
@@ -432,6 +440,8 @@ class Sweeper:
                 f" AND NOT {held_sql} ORDER BY started_at, id").fetchall():
             if self.free_bytes() >= need:
                 break
+            if self._archived is not None and call_id not in self._archived:
+                continue     # the centre has no complete copy yet: never erased early
             self._erase([(call_id, key_id, relpath, sha)], "storage_pressure",
                         result.pressure_erased)
         if result.pressure_erased:

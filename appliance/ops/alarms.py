@@ -81,6 +81,11 @@ class AlarmCode(StrEnum):
     ARCHIVE_KEY_MISMATCH = "archive_key_mismatch"
     TIMESTAMP_FAILED = "timestamp_failed"
     EVIDENCE_UNSIGNED = "evidence_unsigned"
+    # the city archive (appliance.replication on a site, appliance.central at the centre)
+    OUTBOX_STALLED = "outbox_stalled"
+    SITE_SILENT = "site_silent"
+    UPLOAD_REFUSED = "upload_refused"
+    ARCHIVE_MISMATCH = "archive_mismatch"
 
 
 @dataclass(frozen=True)
@@ -194,6 +199,24 @@ ALARMS: dict[AlarmCode, AlarmInfo] = {
         "the device key (TPM or key file) failed to sign a capture statement: recording goes "
         "on, but what was written meanwhile is not vouched for by the device",
         "the next statement is signed"),
+    AlarmCode.OUTBOX_STALLED: AlarmInfo(
+        "中央保管への送信滞留", "archive upload stalled", S.ERROR,
+        "the oldest item of the outbox waits longer than [central] outbox_alarm_s (centre "
+        "unreachable, refusing, or the link is too slow)",
+        "the outbox's oldest item is younger than the threshold again"),
+    AlarmCode.SITE_SILENT: AlarmInfo(
+        "拠点からの送信途絶", "site silent", S.ERROR,
+        "(centre) an enrolled site has not uploaded for [central] site_silent_s",
+        "the site uploads again"),
+    AlarmCode.UPLOAD_REFUSED: AlarmInfo(
+        "送信拒否", "upload refused", S.WARNING,
+        "(centre) a connection or upload was refused: wrong or missing certificate, another "
+        "site's certificate, replay, reordering, broken chain (on the ledger)",
+        "cleared by the technician after checking (the ledger keeps the record)"),
+    AlarmCode.ARCHIVE_MISMATCH: AlarmInfo(
+        "中央保管の不一致", "archive mismatch", S.ERROR,
+        "(centre) a file that arrived complete does not have the SHA-256 the site recorded",
+        "cleared by the technician after checking (the call stays unconfirmed)"),
 }
 del S
 

@@ -1,0 +1,239 @@
+"""The centre's PostgreSQL schema, as registered migrations (under version control).
+
+The tables the governance code reads (calls, users, holds, requests,
+exports, ledger, alarms) keep the appliance catalog's column names and
+value shapes — times as UTC ISO-8601 text of one fixed shape, which sorts
+as time; flags as 0/1 — so the same governance functions run on both
+backends (appliance.central.pgcatalog). The centre's own columns come after
+them. Each migration commits together with its row in ``schema_migrations``
+under an advisory lock, so two processes starting at once migrate once.
+Append new migrations; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import psycopg
+
+from appliance.errors import CatalogError
+
+GENESIS = "0" * 64
+_LOCK = 0x4143_5231   # 'ACR1': the migration lock
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+V1 = f"""
+CREATE TABLE sites (
+    code TEXT PRIMARY KEY CHECK (code ~ '^[a-z0-9][a-z0-9-]{{0,31}}$'),  -- the certificate's CN
+    name TEXT NOT NULL,                          -- 東庁舎 …
+    created_at TEXT NOT NULL,
+    token_hash TEXT,                             -- enrolment token (SHA-256), once
+    token_expires TEXT,
+    cert_serial TEXT,                            -- the one client certificate in force
+    cert_fingerprint TEXT,
+    enrolled_at TEXT,
+    outbox_seq BIGINT NOT NULL DEFAULT 0,        -- the site's outbox items stored, in order
+    ledger_seq BIGINT NOT NULL DEFAULT 0,        -- the site's chain as verified here
+    ledger_head TEXT NOT NULL DEFAULT '{GENESIS}',
+    last_seen_at TEXT
+);
+
+CREATE TABLE calls (
+    id TEXT PRIMARY KEY,                         -- SITE_the site's call id
+    site TEXT NOT NULL,
+    trunk TEXT NOT NULL,
+    channel INTEGER NOT NULL,
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    started_at TEXT NOT NULL,
+    answered_at TEXT,
+    ended_at TEXT,
+    duration_s DOUBLE PRECISION,
+    far_number TEXT,
+    near_number TEXT,
+    called_number TEXT,
+    number_absent_reason TEXT,
+    notice TEXT NOT NULL DEFAULT 'none',
+    state TEXT NOT NULL CHECK (state IN ('recording', 'complete', 'truncated', 'unanswered',
+                                         'erased')),
+    recording_path TEXT,                         -- in the content-addressed store, once verified
+    key_id TEXT,
+    size BIGINT,
+    sha256 TEXT,
+    recorded_s DOUBLE PRECISION,
+    erased_at TEXT,
+    erase_reason TEXT,
+    offered_at TEXT,
+    overrun_frames INTEGER NOT NULL DEFAULT 0,
+    excluded INTEGER NOT NULL DEFAULT 0,
+    clock_unsynced INTEGER NOT NULL DEFAULT 0,
+    -- the centre's own
+    site_code TEXT NOT NULL REFERENCES sites (code),
+    site_call_id TEXT NOT NULL,
+    site_state TEXT,                             -- the state at the site (it may erase first)
+    received_bytes BIGINT NOT NULL DEFAULT 0,
+    next_chunk INTEGER NOT NULL DEFAULT 0,
+    stored_at TEXT,
+    UNIQUE (site_code, site_call_id)
+);
+CREATE INDEX calls_started ON calls (started_at);
+CREATE INDEX calls_far ON calls (far_number, started_at);
+CREATE INDEX calls_near ON calls (near_number, started_at);
+CREATE INDEX calls_called ON calls (called_number, started_at);
+CREATE INDEX calls_site_started ON calls (site_code, started_at);
+CREATE INDEX calls_unsettled ON calls (state) WHERE state IN ('recording', 'erased');
+
+CREATE TABLE users (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL CHECK (role IN ('manager', 'deputy', 'handler', 'technician')),
+    password_hash TEXT NOT NULL,
+    acting INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT NOT NULL
+);
+
+-- the city archive private key, wrapped per staff member (argon2id) and by the recovery key
+CREATE TABLE key_wraps (
+    name TEXT PRIMARY KEY,                       -- a user, or '' for the recovery wrap
+    wrap TEXT NOT NULL                           -- JSON, the appliance key store's shape
+);
+
+CREATE TABLE ledger (                            -- the city's 通話記録管理簿
+    rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,  -- insertion order, as SQLite's rowid
+    seq BIGINT PRIMARY KEY,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    call_ids TEXT NOT NULL DEFAULT '[]',
+    ground TEXT,
+    reference TEXT,
+    actor TEXT,
+    approver TEXT,
+    recipient TEXT,
+    detail TEXT NOT NULL DEFAULT '{{}}',
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+
+CREATE TABLE site_ledger (                       -- each site's chain, verbatim, verified on arrival
+    site_code TEXT NOT NULL REFERENCES sites (code),
+    seq BIGINT NOT NULL,
+    at TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    call_ids TEXT NOT NULL,
+    ground TEXT,
+    reference TEXT,
+    actor TEXT,
+    approver TEXT,
+    recipient TEXT,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    PRIMARY KEY (site_code, seq)
+);
+
+CREATE TABLE holds (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    call_id TEXT NOT NULL REFERENCES calls (id),
+    ground TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    until TEXT,
+    created_by TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    released_at TEXT,
+    released_by TEXT,
+    release_reference TEXT,
+    request_id TEXT,
+    -- the centre's own: a hold placed at a site is mirrored here (origin 'site'); a hold
+    -- placed here is sent to the call's site (delivered_at) and so is its release
+    origin TEXT NOT NULL DEFAULT 'centre' CHECK (origin IN ('centre', 'site')),
+    site_hold_id BIGINT,
+    delivered_at TEXT,
+    release_delivered_at TEXT
+);
+CREATE INDEX holds_call ON holds (call_id);
+
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    number TEXT NOT NULL,
+    since TEXT NOT NULL,
+    until TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    state TEXT NOT NULL CHECK (state IN ('open', 'closed')),
+    opened_by TEXT NOT NULL,
+    opened_at TEXT NOT NULL,
+    closed_by TEXT,
+    closed_at TEXT,
+    call_ids TEXT NOT NULL DEFAULT '[]'
+);
+
+CREATE TABLE exports (
+    id TEXT PRIMARY KEY,
+    created_at TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    ground TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    recipient TEXT NOT NULL,
+    path TEXT NOT NULL,
+    manifest_sha256 TEXT NOT NULL,
+    call_ids TEXT NOT NULL,
+    request_id TEXT
+);
+
+CREATE TABLE alarms (
+    id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    code TEXT NOT NULL,
+    subject TEXT NOT NULL DEFAULT '',
+    raised_at TEXT NOT NULL,
+    last_at TEXT NOT NULL,
+    cleared_at TEXT,
+    count INTEGER NOT NULL DEFAULT 1,
+    detail TEXT NOT NULL DEFAULT ''
+);
+CREATE UNIQUE INDEX alarms_active ON alarms (code, subject) WHERE cleared_at IS NULL
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial: sites, calls of every site, users and key wraps, city ledger, "
+                 "site chains, holds, requests, exports, alarms", V1),
+)
+
+
+def migrate(conn: psycopg.Connection, now_text: str,
+            migrations: tuple[Migration, ...] = MIGRATIONS) -> list[int]:
+    """Apply pending migrations (autocommit connection); returns the versions applied."""
+    applied = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY,"
+                     " name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        have = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_migrations"
+                            ).fetchone()[0]
+        known = max(m.version for m in migrations)
+        if have > known:
+            raise CatalogError(f"centre schema version {have} is newer than this software "
+                               f"({known}): upgrade it")
+        for m in sorted(migrations, key=lambda m: m.version):
+            if m.version <= have:
+                continue
+            with conn.transaction():
+                for stmt in _statements(m.sql):
+                    conn.execute(stmt)
+                conn.execute("INSERT INTO schema_migrations VALUES (%s, %s, %s)",
+                             (m.version, m.name, now_text))
+            applied.append(m.version)
+    return applied
+
+
+def _statements(script: str) -> list[str]:
+    lines = [ln.split("--", 1)[0] for ln in script.splitlines()]
+    return [s for s in "\n".join(lines).split(";") if s.strip()]
+
+
+ApplyFn = Callable[[psycopg.Connection], None]
