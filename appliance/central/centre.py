@@ -86,7 +86,10 @@ class Centre:
         self.pool = ConnectionPool(settings.database, min_size=1,
                                    max_size=pool_size or settings.pool_size,
                                    kwargs={"autocommit": True}, open=False,
-                                   name="acr-central", timeout=30)
+                                   name="acr-central", timeout=30,
+                                   # a restarted server leaves dead connections in the pool:
+                                   # each is checked when borrowed, and replaced
+                                   check=ConnectionPool.check_connection)
         try:
             self.pool.open(wait=True, timeout=30)
         except PoolTimeout:

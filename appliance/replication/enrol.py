@@ -134,7 +134,9 @@ def enrol_site(session: Session, url: str, token: str, now: datetime) -> dict:
               "consent": session.user.name}
     session.ledger.append(EntryKind.ARCHIVE, now, actor=session.user.name,
                           reference=answer["site"], detail=detail)
-    link = {"url": answer["url"], "site": answer["site"], "site_name": answer["site_name"],
+    # the address the installer reached the centre at (through the city's network), which
+    # may differ from the name the centre gives itself
+    link = {"url": url.rstrip("/"), "site": answer["site"], "site_name": answer["site_name"],
             "enrolled_at": to_utc_text(now)}
     with Outbox.open(dd.root, session.now) as outbox:
         queued = outbox.reconcile(session.catalog, dd.path_of)
