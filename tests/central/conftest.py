@@ -180,7 +180,7 @@ public_host = "127.0.0.1"
         conn.execute(f"DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")
 
 
-@dataclass
+@dataclass(eq=False)
 class Site:
     root: Path
     config: Path
