@@ -128,23 +128,25 @@ def apply_batch(centre: Centre, site: str, batch: dict) -> BatchResult:
                     raise Refused(409, "reordered", "順序が飛んだ送信です / reordered upload: "
                                   f"items from {first}, stored up to {stored}",
                                   first=first, last=last, stored_upto=stored)
-                writes: list = []        # file effects, done only once every item passed
+                keys: list = []          # file effects, done only once every item passed
+                files = _Files()
                 for item in items:
                     kind = item["kind"]
                     if kind == "key":
-                        writes.append(_key(centre, item))
+                        keys.append(_key(centre, item))
                     elif kind == "call":
+                        files.flush_rows(cat)     # the row may change what a chunk may be
                         touched.add(_call(cat, site, item))
                     elif kind == "chunk":
-                        cid, write = _chunk(centre, cat, site, item)
-                        touched.add(cid)
-                        writes.append(write)
+                        touched.add(_chunk(centre, cat, site, item, files))
                     elif kind == "ledger":
                         lseq, lhead = _ledger(centre, cat, site, item["entry"], lseq, lhead)
                     elif kind == "gone":
                         touched.add(centre_call_id(site, item["call_id"]))
-                for write in writes:
+                files.flush_rows(cat)
+                for write in keys:
                     write()
+                files.write()
                 cat.conn.execute("UPDATE sites SET outbox_seq = ?, ledger_seq = ?,"
                                  " ledger_head = ?, last_seen_at = ? WHERE code = ?",
                                  (last, lseq, lhead, to_utc_text(centre.clock.now()), site))
@@ -258,37 +260,61 @@ def _call(cat: PgCatalog, site: str, item: dict) -> str:
     return cid
 
 
-def _chunk(centre: Centre, cat: PgCatalog, site: str, item: dict):
+class _Files:
+    """A batch's chunks: counts kept per call and written to PostgreSQL once per call; bytes
+    written per file, each file forced to disk once, before the batch commits."""
+
+    def __init__(self) -> None:
+        self.calls: dict[str, list] = {}          # cid -> [next_chunk, received, dirty]
+        self.data: dict = {}                      # path -> (offset of the first chunk, [bytes])
+
+    def state(self, cat: PgCatalog, cid: str) -> list | None:
+        if cid not in self.calls:
+            row = cat.conn.execute("SELECT next_chunk, received_bytes, stored_at, state FROM"
+                                   " calls WHERE id = ?", (cid,)).fetchone()
+            if row is None:
+                return None
+            if row[2] is not None or row[3] == "erased":
+                return [None, None, False]        # stored or erased: no chunk is next
+            self.calls[cid] = [row[0], row[1], False]
+        return self.calls[cid]
+
+    def flush_rows(self, cat: PgCatalog) -> None:
+        for cid, (nxt, received, dirty) in self.calls.items():
+            if dirty:
+                cat.conn.execute("UPDATE calls SET next_chunk = ?, received_bytes = ?"
+                                 " WHERE id = ?", (nxt, received, cid))
+        self.calls.clear()
+
+    def write(self) -> None:
+        for path, (offset, parts) in self.data.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
+            try:
+                os.ftruncate(fd, offset)          # bytes of an upload whose commit failed
+                os.pwrite(fd, b"".join(parts), offset)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _chunk(centre: Centre, cat: PgCatalog, site: str, item: dict, files: _Files) -> str:
     cid = centre_call_id(site, item["call_id"])
     data = _b64(item["data"], MAX_CHUNK)
-    have = cat.conn.execute("SELECT next_chunk, received_bytes, stored_at, state FROM calls"
-                            " WHERE id = ?", (cid,)).fetchone()
-    if have is None:
+    st = files.state(cat, cid)
+    if st is None:
         raise Refused(409, "reordered", f"{cid}: 通話記録より先にチャンクが届きました / a chunk "
                       "arrived before its call row")
-    next_chunk, received, stored_at, state = have
-    if stored_at is not None or state == "erased" or item["chunk"] != next_chunk \
-            or item["offset"] != received:
+    next_chunk, received, _ = st
+    if next_chunk is None or item["chunk"] != next_chunk or item["offset"] != received:
         raise Refused(409, "reordered", f"{cid}: チャンク {item['chunk']} は次のもの "
                       f"({next_chunk}) ではありません / chunk {item['chunk']} at "
                       f"{item['offset']} is not the next ({next_chunk} at {received})",
                       call_id=cid, chunk=item["chunk"])
     path = centre.dir.incoming_path(site, item["call_id"])
-    cat.conn.execute("UPDATE calls SET next_chunk = ?, received_bytes = ? WHERE id = ?",
-                     (next_chunk + 1, received + len(data), cid))
-    return cid, lambda: _write_at(path, received, data)
-
-
-def _write_at(path, offset: int, data: bytes) -> None:
-    """The bytes at ``offset``, forced to disk, after cutting what a failed commit left."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        os.ftruncate(fd, offset)
-        os.pwrite(fd, data, offset)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    files.data.setdefault(path, (received, []))[1].append(data)
+    st[:] = [next_chunk + 1, received + len(data), True]
+    return cid
 
 
 def _ledger(centre: Centre, cat: PgCatalog, site: str, entry: dict, lseq: int,
@@ -338,18 +364,17 @@ def _mirror_holds(cat: PgCatalog, site: str, row: dict) -> None:
 def settle(centre: Centre, call_ids: list[str]) -> list[str]:
     """Move every fully arrived, verified file into the store; the site call ids confirmed."""
     confirmed = []
-    for cid in call_ids:
-        with centre.catalog() as cat:
-            row = cat.conn.execute(
-                "SELECT site_code, site_call_id, site_state, state, size, sha256, received_bytes,"
-                " stored_at, key_id FROM calls WHERE id = ?", (cid,)).fetchone()
-            if row is None:
-                continue
-            site, site_call, site_state, state, size, sha, received, stored_at, key_id = row
-            if stored_at is not None:
-                confirmed.append(site_call)
-                continue
-            if state == "unanswered" or (site_state in ("unanswered",) and not size):
+    if not call_ids:
+        return confirmed
+    with centre.catalog() as cat:
+        marks = ", ".join("?" * len(call_ids))
+        rows = cat.conn.execute(
+            "SELECT id, site_code, site_call_id, site_state, state, size, sha256,"
+            f" received_bytes, stored_at, key_id FROM calls WHERE id IN ({marks})",
+            list(call_ids)).fetchall()
+        for cid, site, site_call, site_state, state, size, sha, received, stored_at, key_id \
+                in rows:
+            if stored_at is not None or state == "unanswered":
                 confirmed.append(site_call)
                 continue
             if site_state not in ("complete", "truncated") or size is None or received != size:
@@ -377,8 +402,8 @@ def settle(centre: Centre, call_ids: list[str]) -> list[str]:
             cat.conn.execute("UPDATE calls SET recording_path = ?, stored_at = ?, state = ?"
                              " WHERE id = ? AND state != 'erased'",
                              (rel, to_utc_text(centre.clock.now()), site_state, cid))
-        part.unlink(missing_ok=True)
-        confirmed.append(site_call)
+            part.unlink(missing_ok=True)
+            confirmed.append(site_call)
     return confirmed
 
 

@@ -14,6 +14,8 @@ the sites and at the centre is tried against it.
 from __future__ import annotations
 
 import json
+
+import httpx
 import shutil
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -49,6 +51,21 @@ def test_a_request_across_both_sites_holds_and_erasure_on_both_copies(centre, ma
     for r in runs:
         assert r.wait(300) == 0, r.log_path.read_text()[-2000:]
     _replicate_both((east, ote))
+
+    # the centre's staff service lists both sites' calls, and filters by site
+    with httpx.Client(base_url=f"http://127.0.0.1:{centre.web_port}", timeout=30) as web:
+        token = web.get("/api/session/login-csrf").json()["csrf"]
+        r = web.post("/api/session", json={"user": CENTRE_MANAGER, "password": CENTRE_PASSWORD},
+                     headers={"X-CSRF-Token": token})
+        assert r.status_code == 200, r.text
+        web.headers["X-CSRF-Token"] = r.json()["csrf"]
+        page = web.get("/calls")
+        assert page.status_code == 200 and "東庁舎" in page.text and "大手事務所" in page.text
+        listed = web.get("/api/calls").json()
+        assert {c["site"] for c in listed["calls"]} == {"東庁舎", "大手事務所"}
+        assert listed["total"] == 6
+        only = web.get("/api/calls", params={"site": "大手事務所"}).json()
+        assert {c["site"] for c in only["calls"]} == {"大手事務所"} and only["total"] == 3
 
     # 開示請求 at the centre: found at both sites, held, exported, verified offline
     today = datetime.now(timezone.utc).astimezone()
