@@ -191,7 +191,8 @@ def cmd_bench(args) -> int:
     result = run_bench(rows=args.rows, sites=args.sites, days=args.days,
                        concurrent=args.concurrent, lag_seconds=args.lag_seconds,
                        outage_hours=args.outage_hours, ingest_calls=args.ingest_calls,
-                       work_dir=args.work_dir, progress=not args.json)
+                       work_dir=args.work_dir, progress=not args.json,
+                       ingest_sites=args.ingest_sites)
     if args.json:
         json.dump(result, sys.stdout, ensure_ascii=False, indent=1)
         print()
@@ -221,9 +222,11 @@ def register(sub) -> None:
 
     i = csub.add_parser("init", help="センターの初期設定 (市の保管鍵, CA, 管理責任者) / initialise "
                         "the centre: city archive key, CA, first manager")
-    i.add_argument("--manager", required=True)
-    i.add_argument("--password-file", type=Path, required=True)
-    i.add_argument("--recovery-key-file", type=Path)
+    i.add_argument("--manager", required=True, help="管理責任者の利用者名 / manager's user name")
+    i.add_argument("--password-file", type=Path, required=True,
+                   help="管理責任者のパスワードファイル / manager's password file")
+    i.add_argument("--recovery-key-file", type=Path,
+                   help="回復キーを画面でなくこのファイルに書く / write the recovery key here")
     i.set_defaults(func=cmd_init)
 
     s = csub.add_parser("serve", help="拠点の受信 (相互 TLS) と職員サービス / the sites' listener "
@@ -241,52 +244,62 @@ def register(sub) -> None:
                         "issue its one-time enrolment token (manager)")
     a.add_argument("code", help="拠点コード (英小文字・数字・-) / site code, e.g. higashi")
     a.add_argument("--name", required=True, help="拠点名 / site name, e.g. 東庁舎")
-    a.add_argument("--json", action="store_true")
+    a.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     _staff(a)
     a.set_defaults(func=cmd_site_add)
     ls = ssub.add_parser("list", help="拠点の一覧 (職員) / list sites (staff)")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     _staff(ls)
     ls.set_defaults(func=cmd_site_list)
 
     c = csub.add_parser("calls", help="全拠点の通話記録 (職員) / call records of every site (staff)")
     _staff(c)
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--number")
-    c.add_argument("--since")
-    c.add_argument("--until")
+    c.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
+    c.add_argument("--number", help="相手・自局番号で絞り込み / filter by telephone number")
+    c.add_argument("--since", help="この日時以降 / from (ISO 8601; Japan time if no offset)")
+    c.add_argument("--until", help="この日時より前 / before (ISO 8601)")
     c.add_argument("--site", help="拠点コードで絞り込み / only this site code")
     c.set_defaults(func=cmd_calls)
     sh = csub.add_parser("show", help="通話記録の詳細 (職員) / one call record (staff)")
     sh.add_argument("call_id", metavar="CALL_ID")
     _staff(sh)
-    sh.add_argument("--json", action="store_true")
+    sh.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     sh.set_defaults(func=records.cmd_show)
     x = csub.add_parser("extract", help="センターの録音を複製 (職員, 根拠必須) / extract a recording "
                         "held at the centre (staff; names its ground)")
     x.add_argument("call_id", metavar="CALL_ID")
-    x.add_argument("--out", type=Path, required=True)
-    x.add_argument("--ground")
-    x.add_argument("--reference")
+    x.add_argument("--out", type=Path, required=True, help="出力ファイル / output FILE.opus")
+    x.add_argument("--ground", help="根拠 / ground (duty, law, investigation, mayor, disclosure)")
+    x.add_argument("--reference", help="参照番号 / reference (document, case)")
     _staff(x)
     x.set_defaults(func=records.cmd_extract)
 
     st = csub.add_parser("status", help="拠点の受信状況と警報 (資格不要・番号なし) / sites' upload "
                          "state and alarms (no credential, no numbers)")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     st.set_defaults(func=cmd_status)
 
     b = csub.add_parser("bench", help="センターの性能測定 (専用の PostgreSQL を起動) / measure the "
                         "centre on a throwaway PostgreSQL")
-    b.add_argument("--json", action="store_true")
-    b.add_argument("--rows", type=int, default=10_000_000)
-    b.add_argument("--sites", type=int, default=50)
-    b.add_argument("--days", type=int, default=90)
-    b.add_argument("--concurrent", type=int, default=96)
-    b.add_argument("--lag-seconds", type=float, default=60.0)
-    b.add_argument("--outage-hours", type=float, default=24.0)
-    b.add_argument("--ingest-calls", type=int, default=2000)
-    b.add_argument("--work-dir", type=Path, default=None)
+    b.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
+    b.add_argument("--rows", type=int, default=10_000_000,
+                   help="検索対象の通話数 / call rows to search (default %(default)s)")
+    b.add_argument("--sites", type=int, default=50, help="拠点数 / sites (default %(default)s)")
+    b.add_argument("--days", type=int, default=90, help="期間 (日) / days (default %(default)s)")
+    b.add_argument("--concurrent", type=int, default=96,
+                   help="遅延測定の同時通話数 / concurrent calls of the lag run (default %(default)s)")
+    b.add_argument("--lag-seconds", type=float, default=30.0,
+                   help="遅延測定の時間 / seconds of the lag run (default %(default)s)")
+    b.add_argument("--outage-hours", type=float, default=0.5,
+                   help="追いつき測定の停止時間 (最繁時の量) / outage whose backlog is drained, at "
+                        "the busy hour's rate (default %(default)s; the ratio is linear)")
+    b.add_argument("--ingest-calls", type=int, default=4000,
+                   help="取込み測定の通話記録数 / call records of the ingest run (default %(default)s)")
+    b.add_argument("--ingest-sites", type=int, default=4,
+                   help="取込み測定で同時に送る拠点数 / sites sending at once in the ingest run "
+                        "(default %(default)s)")
+    b.add_argument("--work-dir", type=Path, default=None,
+                   help="作業フォルダ (既定 /tmp) / where the throwaway cluster goes (default /tmp)")
     b.set_defaults(func=cmd_bench)
 
     d = csub.add_parser("demo", help="市の事例を実行: センターと2拠点 (東庁舎・大手事務所) / run "

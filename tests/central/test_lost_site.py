@@ -49,3 +49,31 @@ def test_calls_ended_5_s_before_the_data_dir_is_lost_play_from_the_centre(centre
                                   "--reference", "庁内確認 R8-001")
         assert code == 0, text
         assert read_recording(out.read_bytes()).duration_s > 1.0
+
+
+def test_the_sites_own_web_service_works_while_the_centre_is_away(centre, make_site):
+    from fastapi.testclient import TestClient
+
+    from appliance.clock import SystemClock
+    from appliance.web import WebContext, create_app
+    from tests.central.conftest import SITE_MANAGER, SITE_PASSWORD
+
+    site = make_site("higashi", "東庁舎")
+    site.enrol(centre.url, centre.add_site("higashi", "東庁舎"))
+    centre.stop()                                   # the centre is unreachable from now on
+    assert site.run("demo.toml").wait(300) == 0
+    ctx = WebContext.load(site.root, site.config, clock=SystemClock(), secure_cookies=False)
+    with TestClient(create_app(ctx)) as web:
+        token = web.get("/api/session/login-csrf").json()["csrf"]
+        r = web.post("/api/session", json={"user": SITE_MANAGER, "password": SITE_PASSWORD},
+                     headers={"X-CSRF-Token": token})
+        assert r.status_code == 200, r.text
+        web.headers["X-CSRF-Token"] = r.json()["csrf"]
+        calls = web.get("/api/calls").json()["calls"]
+        assert len(calls) == 3 and {c["site"] for c in calls} == {"東庁舎"}
+        r = web.post("/api/holds", json={"call_ids": [calls[0]["id"]], "ground": "law",
+                                         "reference": "松総第9号"})
+        assert r.status_code == 201, r.text
+        assert web.get("/status").status_code == 200
+    with site.catalog() as c:                        # and the hold waits in the outbox's chain
+        assert c.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 1
