@@ -230,6 +230,11 @@ class Sender:
                 sealed = self.dd.keys._data_key_path(it.key_id).read_bytes()
             except FileNotFoundError:
                 return {**base, "kind": "gone", "call_id": it.call_id, "reason": "key erased"}
+            # a key store that wraps key files again (TPM day keys) sends the sealed box inside:
+            # the centre holds no TPM, and its own erasure destroys its own file
+            unwrap = getattr(self.dd.keys, "unwrap_file", None)
+            if unwrap is not None:
+                sealed = unwrap(sealed)
             return {**base, "call_id": it.call_id, "key_id": it.key_id,
                     "sealed": base64.b64encode(sealed).decode()}
         # a chunk: its bytes, read now from the append-only file
