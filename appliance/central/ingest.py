@@ -417,7 +417,7 @@ def _sha256_file(path) -> str:
 
 def _mismatch(centre: Centre, cat: PgCatalog, cid: str, want: str, got: str) -> None:
     from appliance.ops.alarms import AlarmCode, AlarmRegistry
-    AlarmRegistry(cat, centre.clock.now).raise_(AlarmCode.ARCHIVE_MISMATCH, cid,
+    AlarmRegistry(cat, centre.clock.now, actor="centre").raise_(AlarmCode.ARCHIVE_MISMATCH, cid,
                                                  "file hash differs from the site's record")
     Ledger(cat).append(EntryKind.ARCHIVE, centre.clock.now(), call_ids=[cid], actor="centre",
                        detail={"event": "hash mismatch", "expected": want, "received": got})

@@ -34,7 +34,7 @@ from appliance.errors import CatalogCorrupt, CatalogError
 from appliance.store.catalog import Catalog
 
 #: tables whose integer ``id`` the database assigns (``lastrowid`` after an INSERT)
-IDENTITY_TABLES = frozenset({"holds", "alarms"})
+IDENTITY_TABLES = frozenset({"holds", "alarms", "alarm_events", "recording_gaps"})
 _INSERT = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.IGNORECASE)
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 

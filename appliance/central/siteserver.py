@@ -77,8 +77,8 @@ class RefusalLog:
                               also_refused_since_last_entry=skipped, **detail)
         try:
             with self.centre.catalog() as cat:
-                AlarmRegistry(cat, self.centre.clock.now).raise_(AlarmCode.UPLOAD_REFUSED,
-                                                                 actor or peer, reason)
+                AlarmRegistry(cat, self.centre.clock.now, actor="centre").raise_(
+                    AlarmCode.UPLOAD_REFUSED, actor or peer, reason)
         except ApplianceError:
             log.exception("could not raise the refusal alarm")
 
@@ -254,7 +254,7 @@ class SiteHandler(BaseHTTPRequestHandler):
                 stored = ingest.site_row(cat, site)["outbox_seq"]
             try:
                 with server.centre.catalog() as cat:
-                    AlarmRegistry(cat, server.centre.clock.now).raise_(
+                    AlarmRegistry(cat, server.centre.clock.now, actor="centre").raise_(
                         AlarmCode.UPLOAD_REFUSED, f"site:{site}", exc.code)
             except ApplianceError:
                 log.exception("could not raise the refusal alarm")

@@ -51,7 +51,7 @@ def cmd_replicate(args) -> int:
     with dd.open_catalog(clock.now()) as catalog, Outbox.open(dd.root, clock.now) as outbox, \
             dd.open_catalog(clock.now()) as alarm_catalog:
         sender = Sender(dd, link, outbox, catalog, clock.now, settings,
-                        AlarmRegistry(alarm_catalog, clock.now))
+                        AlarmRegistry(alarm_catalog, clock.now, actor="replication"))
         main = threading.current_thread() is threading.main_thread()
         if main:
             signal.signal(signal.SIGTERM, lambda *_: sender.stop.set())

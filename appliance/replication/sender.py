@@ -104,7 +104,7 @@ class Sender:
         self.catalog = catalog
         self.now = now
         self.settings = settings or ReplicationSettings()
-        self.alarms = alarms or AlarmRegistry(catalog, now)
+        self.alarms = alarms or AlarmRegistry(catalog, now, actor="replication")
         self.ledger = Ledger(catalog)
         self.stats = SenderStats()
         self.stop = threading.Event()
