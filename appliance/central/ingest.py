@@ -52,8 +52,8 @@ SITE_FIELDS = ("site", "trunk", "channel", "direction", "started_at", "answered_
                "duration_s", "far_number", "near_number", "called_number",
                "number_absent_reason", "notice", "state", "key_id", "size", "sha256",
                "recorded_s", "erased_at", "erase_reason", "offered_at", "overrun_frames",
-               "excluded", "clock_unsynced")
-_NUMBERS = ("far_number", "near_number", "called_number", "number_absent_reason")
+               "excluded", "clock_unsynced", "meta_salt")
+_NUMBERS = ("far_number", "near_number", "called_number", "number_absent_reason", "meta_salt")
 _CALL_ID = re.compile(r"^[A-Za-z0-9T_.-]{1,80}$")
 _KEY_ID = re.compile(r"^[0-9a-f]{8,64}$")
 MAX_ITEMS = 5000

@@ -240,11 +240,29 @@ CREATE TABLE recording_gaps (
 )
 """
 
+# the appliance catalog's migration 7 (evidence): the salt of the RECORD entry's digest of a
+# row travels with the row, so the site's chain can be checked against the centre's index
+V3 = """
+ALTER TABLE calls ADD COLUMN meta_salt TEXT;
+CREATE TABLE capture_seals (
+    call_id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    at TEXT NOT NULL,
+    length BIGINT NOT NULL,
+    sha256 TEXT NOT NULL,
+    final INTEGER NOT NULL,
+    proof TEXT NOT NULL,
+    root TEXT NOT NULL,
+    sig TEXT NOT NULL
+)
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial: sites, calls of every site, users and key wraps, city ledger, "
                  "site chains, holds, requests, exports, alarms", V1),
     Migration(2, "alarm records (severity, acknowledgement, events, delivery cursors) and "
                  "recording gaps, as the appliance catalog's migrations 5 and 6", V2),
+    Migration(3, "evidence: calls.meta_salt, capture_seals (the appliance's migration 7)", V3),
 )
 
 

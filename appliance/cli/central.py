@@ -304,8 +304,12 @@ def register(sub) -> None:
 
     d = csub.add_parser("demo", help="市の事例を実行: センターと2拠点 (東庁舎・大手事務所) / run "
                         "the seed's case: the centre and two simulated sites")
-    d.add_argument("--dir", type=Path, default=Path("var/central-demo"))
-    d.add_argument("--web-listen", default="127.0.0.1:8090")
+    d.add_argument("--dir", type=Path, default=Path("var/central-demo"),
+                   help="デモのフォルダ (毎回作り直す) / the demo's folder, made anew each time "
+                        "(default %(default)s)")
+    d.add_argument("--web-listen", default="127.0.0.1:8090",
+                   help="職員サービスのアドレス (ループバック) / the staff service's loopback "
+                        "address (default %(default)s)")
     d.add_argument("--keep-running", action="store_true",
                    help="終了せず職員サービスを続ける (Ctrl-C で停止) / keep serving until Ctrl-C")
     d.set_defaults(func=cmd_demo)

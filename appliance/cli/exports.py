@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from appliance.clock import SystemClock
-from appliance.cli.common import add_credentials, open_session
+from appliance.cli.common import add_credentials, open_catalog, open_session
 from appliance.config import load_config
 from appliance.errors import ApplianceError, ConfigError
 from appliance.ops.evidence import EvidenceSettings, Timestamping
@@ -108,9 +108,8 @@ def cmd_verify_export(args) -> int:
 
 
 def cmd_signing_key(args) -> int:
-    dd = DataDir(args.data_dir)
-    dd.require()
-    key = dd.keys.verify_key()
+    with open_catalog(args) as (dd, _):      # an appliance's data directory, or the centre's
+        key = dd.keys.verify_key()
     pem = bundle.public_key_pem(key)
     if args.out:
         if args.out.exists():

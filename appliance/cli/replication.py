@@ -76,7 +76,7 @@ def register(sub) -> None:
     p.add_argument("url", metavar="URL", help="センターの拠点受信 / the centre, https://HOST:PORT")
     p.add_argument("--token", required=True, help="センターで発行された登録トークン / the "
                    "one-time token made at the centre")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="JSON で出力 / JSON output")
     add_credentials(p)
     p.set_defaults(func=cmd_enrol)
     r = sub.add_parser("replicate", help="送信待ちキューをセンターへ送る (サービス) / send the "

@@ -81,7 +81,11 @@ def test_a_request_across_both_sites_holds_and_erasure_on_both_copies(centre, ma
     code, out = centre.staff("request", "export", req["id"], "--recipient", "請求者 本人",
                              "--out", bundle, "--json")
     assert code == 0, out
-    code, out = cli("verify-export", bundle, "--json")
+    # offline, with nothing but the bundle and the city's published key
+    code, out = centre.cli("signing-key", "--out", tmp_path / "city-signing.pem")
+    assert code == 0, out
+    code, out = cli("verify-export", bundle, "--public-key", tmp_path / "city-signing.pem",
+                    "--json")
     assert code == 0, out
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     assert sorted(c["site"] for c in manifest["calls"]) == ["大手事務所", "東庁舎"]

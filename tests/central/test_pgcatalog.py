@@ -27,7 +27,7 @@ def pg(pg_cluster):  # noqa: F811
     with psycopg.connect(pg_cluster.conninfo, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {name}")
     conn = psycopg.connect(f"host={pg_cluster.root} user=app dbname={name}", autocommit=True)
-    assert migrate(conn, "2026-01-05T00:00:00.000+00:00") == [1, 2]
+    assert migrate(conn, "2026-01-05T00:00:00.000+00:00") == [1, 2, 3]
     assert migrate(conn, "2026-01-05T00:00:00.000+00:00") == []       # once
     yield PgCatalog(conn)
     conn.close()
