@@ -66,6 +66,14 @@ def test_a_request_across_both_sites_holds_and_erasure_on_both_copies(centre, ma
         assert listed["total"] == 6
         only = web.get("/api/calls", params={"site": "大手事務所"}).json()
         assert {c["site"] for c in only["calls"]} == {"大手事務所"} and only["total"] == 3
+        # 閲覧 at the centre: a call recorded at 大手事務所 plays with the city password
+        played = next(c for c in only["calls"] if c["state"] == "complete")
+        r = web.post(f"/api/calls/{played['id']}/listen",
+                     json={"ground": "duty", "reference": "庁内確認 R8-002",
+                           "password": CENTRE_PASSWORD})
+        assert r.status_code == 200, r.text
+        audio = web.get(r.json()["audio_url"])
+        assert audio.status_code == 200 and audio.content[:4] == b"OggS"
 
     # 開示請求 at the centre: found at both sites, held, exported, verified offline
     today = datetime.now(timezone.utc).astimezone()

@@ -77,3 +77,11 @@ def test_the_sites_own_web_service_works_while_the_centre_is_away(centre, make_s
         assert web.get("/status").status_code == 200
     with site.catalog() as c:                        # and the hold waits in the outbox's chain
         assert c.execute("SELECT COUNT(*) FROM holds").fetchone()[0] == 1
+        pins = c.execute("SELECT COUNT(*) FROM ledger WHERE kind IN ('key', 'archive')"
+                         " AND detail LIKE '%archive_key_new%'").fetchone()[0]
+    assert pins == 1, "the change of archive key at enrolment is not on the ledger"
+    # the appliance's own checks accept the enrolment's change of archive key
+    code, out = site.cli("verify", "--json")
+    assert code == 0, out
+    code, out = site.cli("ledger", "verify", "--json")
+    assert code == 0, out
