@@ -13,10 +13,10 @@
 4. ``keys/archive.pub`` becomes the city key (the site key is kept as
    ``keys/archive-site.pub``): new recordings are sealed to the city key,
    and staff open them with their one password at the centre.
-5. One 中央保管 entry of the site's ledger records the change of archive key
-   (both fingerprints), the centre, the certificate and the count of
-   re-sealed keys; then every existing call, file and ledger entry is
-   queued in the outbox for the sender.
+5. One 鍵の登録 entry of the site's ledger (appliance.governance.keypins)
+   pins the city key and records the change (both fingerprints), the
+   centre, the certificate and the count of re-sealed keys; then every
+   existing call, file and ledger entry is queued in the outbox.
 
 Restart the recorder afterwards: it reads the archive key once, at start.
 """
@@ -32,14 +32,13 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nacl.exceptions import CryptoError
-from nacl.public import PublicKey, SealedBox
+from nacl.public import PublicKey
 
 from appliance.central.ca import EnrolError, check_signed_by, fingerprint, make_csr, new_key
 from appliance.central.enrolment import parse_token
 from appliance.errors import ConfigError, DataDirError, KeyStoreError
 from appliance.governance.access import Action, Session
-from appliance.governance.ledger import EntryKind
+from appliance.governance.keypins import pin_archive_key
 from appliance.replication.link import link_dir, load_link
 from appliance.replication.outbox import Outbox
 from appliance.store.catalog import to_utc_text
@@ -146,19 +145,10 @@ def enrol_site(session: Session, url: str, token: str, now: datetime) -> dict:
 
 def _record_key_change(session: Session, city_pub: bytes, now: datetime, site: str,
                        detail: dict) -> None:
-    """The ledgered change of the archive key.
+    """The ledgered change of the archive key: keypins' 鍵の登録 step, with this detail.
 
-    Where the ledger pins the archive key (appliance.governance.keypins: the
-    recorder seals to the pinned key, whatever keys/archive.pub says), the
-    change is that module's explicit step, 鍵の登録, carrying this detail;
-    otherwise a 中央保管 entry with the same detail.
-    """
-    try:
-        from appliance.governance.keypins import pin_archive_key
-    except ImportError:
-        session.ledger.append(EntryKind.ARCHIVE, now, actor=session.user.name, reference=site,
-                              detail=detail)
-        return
+    The recorder seals to the key the ledger pins (whatever keys/archive.pub
+    says), so the city key is in force from this entry on."""
     pin_archive_key(session.catalog, city_pub, now, actor=session.user.name, reference=site,
                     detail=detail)
 
@@ -167,26 +157,15 @@ def reseal_data_keys(keys, site_private, city: PublicKey) -> tuple[int, int]:
     """Re-seal every data key the site key opens to the city key; (re-sealed, left as they were).
 
     Safe to run twice (after a crash): a key already sealed to the city key
-    no longer opens with the site key and is left alone. A key store that
-    wraps key files again (TPM day keys) re-seals inside its wrap.
+    no longer opens with the site key and is left alone. The key store keeps
+    a TPM day or hold wrap around the re-sealed box.
     """
-    reseal = getattr(keys, "reseal_data_key", None)
-    opener, sealer = SealedBox(site_private), SealedBox(city)
     done = foreign = 0
     for path in sorted(keys.data_dir.glob("*.key")):
-        if reseal is not None:
-            try:
-                reseal(path.stem, site_private, city)
-            except KeyStoreError:
-                foreign += 1
-                continue
-            done += 1
-            continue
         try:
-            key = opener.decrypt(path.read_bytes())
-        except CryptoError:
+            keys.reseal_data_key(path.stem, site_private, city)
+        except KeyStoreError:
             foreign += 1
             continue
-        atomic_write(path, sealer.encrypt(key))
         done += 1
     return done, foreign

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from appliance.errors import ConfigError
+from appliance.errors import ApplianceError, ConfigError
 from appliance.governance.ledger import EntryKind, Ledger
 from appliance.ops.alarms import AlarmCode, AlarmRegistry
 from appliance.replication.link import SiteLink
@@ -230,11 +230,9 @@ class Sender:
                 sealed = self.dd.keys._data_key_path(it.key_id).read_bytes()
             except FileNotFoundError:
                 return {**base, "kind": "gone", "call_id": it.call_id, "reason": "key erased"}
-            # a key store that wraps key files again (TPM day keys) sends the sealed box inside:
-            # the centre holds no TPM, and its own erasure destroys its own file
-            unwrap = getattr(self.dd.keys, "unwrap_file", None)
-            if unwrap is not None:
-                sealed = unwrap(sealed)
+            # the sealed box inside a TPM day or hold wrap: the centre holds no TPM, and its
+            # own erasure destroys its own file
+            sealed = self.dd.keys.unwrap_file(sealed)
             return {**base, "call_id": it.call_id, "key_id": it.key_id,
                     "sealed": base64.b64encode(sealed).decode()}
         # a chunk: its bytes, read now from the append-only file
@@ -334,6 +332,12 @@ class Sender:
                 self.stats.failures += 1
                 log.info("centre unreachable (%s): backing off %.1f s", exc, self._backoff)
                 self._drop()
+                self._wait_backoff()
+            except ApplianceError as exc:
+                # a key file that cannot be unwrapped now (TPM away), a catalog busy: the item
+                # stays first in the outbox, and the outbox alarm tells a person if it lasts
+                self.stats.failures += 1
+                log.warning("cannot prepare the next batch (%s): backing off", exc)
                 self._wait_backoff()
             if time.monotonic() - last_alarm_check > 1.0:
                 self.check_alarm()
