@@ -344,7 +344,13 @@ class Sender:
                 last_alarm_check = time.monotonic()
             if not sent:
                 if until_empty and self.outbox.count() == 0 and self._synced:
-                    return
+                    # drained: the alarm clears before we leave, and its 警報 entry (alarms
+                    # are ledgered) is sent too before the outbox counts as empty
+                    self.check_alarm()
+                    self.outbox.pull_ledger(self.catalog)
+                    if self.outbox.count() == 0:
+                        return
+                    continue
                 self.stop.wait(self.settings.poll_s)
 
     def _wait_backoff(self) -> None:
